@@ -1,0 +1,49 @@
+# Shopflow: `make run` and `make test` work on a fresh machine with Python 3.11.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+# reinstall when the declared dependencies change
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256sum | cut -c1-12)
+PYTEST_ARGS ?=
+SIZE ?= S
+
+.PHONY: install run test test-realdata lint format backtest clean help
+
+help:
+	@echo "make run          generate the demo shop and run the nightly DAG through Airflow"
+	@echo "make test         lint + the test suite (no real data needed)"
+	@echo "make test-realdata  tests on ../shared/data (CI)"
+	@echo "make lint         ruff + sqlfluff"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(BIN)/python pyproject.toml constraints.txt
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/shopflow demo
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	cd dbt_project && ../$(BIN)/sqlfluff lint models macros --processes 2
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: install lint
+	$(BIN)/python -m pytest -m "not realdata" $(PYTEST_ARGS)
+
+test-realdata: install
+	$(BIN)/python -m pytest -m realdata $(PYTEST_ARGS)
+
+clean:
+	rm -rf .shopflow dbt_project/target dbt_project/logs

@@ -1,0 +1,94 @@
+"""
+### shopflow_nightly
+
+Turns one business date's landing data into the published **recommendations** and
+**demand forecasts**. Runs once per day for the date that just ended (logical date = business
+date); `shopflow run --date YYYY-MM-DD` runs it for any date, and a rerun replaces that
+date's outputs.
+
+| task | does | when it fails |
+| --- | --- | --- |
+| `ingest_landing` | validates new/changed landing partitions up to the date, loads them into `raw` | bad landing data: the log names file, column/rule and the Data Docs page. Nothing was loaded. Fix or replace the file, clear the task. |
+| `build_warehouse` | `dbt build` of staging, marts, features (with dbt tests) | the log names the failed model/test; see `$SHOPFLOW_HOME/dbt/logs/dbt.log` |
+| `ensure_models` | trains first models if a model has no champion | — |
+| `score_forecast`, `score_recommendations` | score with the champion models | missing champion or corrupted artifact: see `shopflow models list` |
+| `validate_predictions` | quality gate on predictions | nothing was published; yesterday's exports are intact |
+| `publish_exports` | atomically publishes `exports.*` and Parquet | yesterday's exports are intact |
+
+Data errors fail at once (not retried); infrastructure errors are retried twice.
+Only one run at a time (`max_active_runs=1`) and every task runs in the one-slot
+`shopflow_warehouse` pool: DuckDB allows one writer per file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, task
+
+from shopflow.orchestration import default_args
+
+RECOMMENDATIONS = Asset("shopflow://exports/recommendations")
+DEMAND_FORECAST = Asset("shopflow://exports/demand_forecast")
+
+with DAG(
+    dag_id="shopflow_nightly",
+    # data interval [D 03:00, D+1 03:00) UTC: the run for business date D starts at 03:00 on D+1
+    schedule=CronDataIntervalTimetable("0 3 * * *", timezone="UTC"),
+    start_date=dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
+    catchup=False,
+    max_active_runs=1,
+    default_args=default_args(),
+    doc_md=__doc__,
+    tags=["shopflow", "nightly"],
+) as dag:
+
+    @task(doc_md="Validate and load new or changed landing partitions up to the date.")
+    def ingest_landing(ds: str | None = None) -> dict:
+        from shopflow.pipeline import run_step
+
+        return run_step("ingest_landing", ds)
+
+    @task(doc_md="dbt build (models + tests) as of the date.")
+    def build_warehouse(ds: str | None = None) -> dict:
+        from shopflow.pipeline import run_step
+
+        return run_step("build_warehouse", ds)
+
+    @task(doc_md="Train and promote first models when a model has no champion.")
+    def ensure_models(ds: str | None = None) -> dict:
+        from shopflow.pipeline import run_step
+
+        return run_step("ensure_models", ds)
+
+    @task(doc_md="Forecast every active product, horizons 1..28, with the champion.")
+    def score_forecast(ds: str | None = None) -> dict:
+        from shopflow.pipeline import run_step
+
+        return run_step("score_forecast", ds)
+
+    @task(doc_md="Top-K recommendations for every active customer with the champion.")
+    def score_recommendations(ds: str | None = None) -> dict:
+        from shopflow.pipeline import run_step
+
+        return run_step("score_recommendations", ds)
+
+    @task(doc_md="Quality gate on the predictions before publishing.")
+    def validate_predictions(ds: str | None = None) -> dict:
+        from shopflow.pipeline import run_step
+
+        return run_step("validate_predictions", ds)
+
+    @task(
+        outlets=[RECOMMENDATIONS, DEMAND_FORECAST],
+        doc_md="Publish exports.* (DuckDB) and Parquet for the date, all or nothing.",
+    )
+    def publish_exports(ds: str | None = None) -> dict:
+        from shopflow.pipeline import run_step
+
+        return run_step("publish_exports", ds)
+
+    models = ingest_landing() >> build_warehouse() >> ensure_models()
+    scores = [score_forecast(), score_recommendations()]
+    models >> scores
+    scores >> validate_predictions() >> publish_exports()

@@ -1,0 +1,65 @@
+-- Ranker features: one row per (cutoff_date, customer_id, product_id) for every pair the
+-- customer bought in the 365 days up to the cutoff. Cutoffs are the run date and the past
+-- cutoffs the ranker trains on (var feature_cutoff_offsets_days); each row is computed from
+-- order lines dated on or before its own cutoff only.
+
+with
+
+cutoffs as (
+
+    select cast({{ run_date() }} - to_days(cast(offset_days as integer)) as date) as cutoff_date
+    from (
+        select unnest({{ var('feature_cutoff_offsets_days') }}) as offset_days
+    )
+
+),
+
+order_lines as (
+
+    select * from {{ ref('int_order_lines_as_of') }}
+    where customer_id is not null and not is_non_product and not is_return
+
+),
+
+visible as (
+
+    select
+        cutoffs.cutoff_date,
+        order_lines.*
+    from cutoffs
+    inner join order_lines
+        on cutoffs.cutoff_date >= order_lines.ordered_date
+            and order_lines.ordered_date > cutoffs.cutoff_date - interval 365 day
+
+),
+
+pair_orders as (
+
+    select
+        cutoff_date,
+        customer_id,
+        product_id,
+        order_id,
+        min(ordered_date) as ordered_date,
+        sum(quantity) as units,
+        sum(line_amount) as amount
+
+    from visible
+    group by cutoff_date, customer_id, product_id, order_id
+
+)
+
+select
+    cutoff_date,
+    customer_id,
+    product_id,
+    count(*) as pair_orders,
+    sum(units) as pair_units,
+    sum(amount) as pair_amount,
+    datediff('day', max(ordered_date), cutoff_date) as pair_recency_days,
+    datediff('day', min(ordered_date), cutoff_date) as pair_first_age_days,
+    sum(exp(-datediff('day', ordered_date, cutoff_date) / 270.0)) as pair_recency_weighted,
+    count(*) filter (where ordered_date > cutoff_date - interval 90 day) as pair_orders_90
+
+from pair_orders
+group by cutoff_date, customer_id, product_id

@@ -1,0 +1,83 @@
+"""Glue between the warehouse's feature marts and the models: read frames, as of a date.
+
+Every reader filters on the date it is given, so a caller cannot accidentally hand a model
+rows from after its cutoff.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass
+
+import pandas as pd
+
+
+@dataclass
+class ForecastInputs:
+    feat: pd.DataFrame  # feat_product_daily rows up to the date
+
+
+@dataclass
+class RecommendInputs:
+    pairs: pd.DataFrame  # feat_customer_product (all cutoffs built for this run)
+    popularity: pd.DataFrame  # feat_product_popularity
+    purchases: pd.DataFrame  # customer_id, product_id, ordered_date (merchandise, no returns)
+    active_customers: list[str]
+    sellable: set[str]
+
+
+def read_forecast_inputs(con, as_of: dt.date) -> ForecastInputs:
+    feat = con.execute(
+        "select * from features.feat_product_daily where demand_date <= ? "
+        "order by product_id, demand_date",
+        [as_of],
+    ).df()
+    return ForecastInputs(feat=feat)
+
+
+def read_recommend_inputs(con, as_of: dt.date, active_customer_days: int) -> RecommendInputs:
+    pairs = con.execute(
+        "select * from features.feat_customer_product where cutoff_date <= ? "
+        "order by cutoff_date, customer_id, product_id",
+        [as_of],
+    ).df()
+    popularity = con.execute(
+        "select * from features.feat_product_popularity where cutoff_date <= ? "
+        "order by cutoff_date, product_id",
+        [as_of],
+    ).df()
+    purchases = con.execute(
+        """
+        select customer_id, product_id, ordered_date
+        from intermediate.int_order_lines_as_of
+        where customer_id is not null and not is_non_product and not is_return
+          and ordered_date <= ?
+        """,
+        [as_of],
+    ).df()
+    active = [
+        r[0]
+        for r in con.execute(
+            "select customer_id from marts.dim_customers "
+            "where last_order_date > ?::date - to_days(?) order by customer_id",
+            [as_of, active_customer_days],
+        ).fetchall()
+    ]
+    sellable = {
+        r[0]
+        for r in con.execute(
+            "select product_id from marts.dim_products where is_sellable"
+        ).fetchall()
+    }
+    return RecommendInputs(pairs, popularity, purchases, active, sellable)
+
+
+def frame_fingerprint(frame: pd.DataFrame) -> dict:
+    """Row count and a content checksum of a training frame (for the registry record)."""
+    hashed = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    return {
+        "rows": int(len(frame)),
+        "columns": int(frame.shape[1]),
+        "sha256": hashlib.sha256(hashed.tobytes()).hexdigest(),
+    }

@@ -1,0 +1,239 @@
+"""Global XGBoost demand forecaster: one model over all products, horizons 1..H.
+
+Strategy: **direct multi-horizon**. Each training row is (product, origin, horizon h) with the
+product's features at the end of the origin day (``feat_product_daily``), the horizon and the
+target day's calendar; the label is the units sold on origin + h. One model learns all horizons
+at once, so errors do not compound as in recursive forecasting, the model sees the target
+weekday directly, and scoring is a single batched predict (products x H rows).
+
+Two boosters share the feature matrix:
+- ``mean``: Tweedie objective for zero-heavy counts -> ``units_mean`` (expected units);
+- ``quantiles``: XGBoost's multi-quantile objective (alpha 0.1/0.5/0.9) -> p10/p50/p90,
+  repaired to be monotone (sorted per row) and non-negative.
+
+Training is deterministic: fixed seed, fixed thread count, rows in a fixed order.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xgboost as xgb
+
+MODEL_NAME = "demand_forecast"
+
+ORIGIN_FEATURES = [
+    "units_sold",
+    "lag_7",
+    "lag_14",
+    "lag_28",
+    "mean_7",
+    "mean_28",
+    "mean_91",
+    "std_28",
+    "max_28",
+    "sale_days_28",
+    "returned_28",
+    "product_age_days",
+    "days_since_last_sale",
+    "last_price",
+    "price_ratio_91",
+    "category_mean_28",
+]
+TARGET_FEATURES = ["horizon_days", "target_weekday", "target_month", "target_day_of_month"]
+FEATURES = ORIGIN_FEATURES + TARGET_FEATURES
+QUANTILES = (0.1, 0.5, 0.9)
+
+
+@dataclass(frozen=True)
+class ForecastParams:
+    horizon_days: int = 28
+    origin_step_days: int = 7
+    max_training_rows: int = 400_000
+    active_days: int = 90
+    num_boost_round: int = 150
+    max_depth: int = 6
+    learning_rate: float = 0.08
+    tweedie_variance_power: float = 1.3
+    seed: int = 7
+    nthread: int = 2
+
+    def booster_params(self) -> dict:
+        return {
+            "tree_method": "hist",
+            "max_depth": self.max_depth,
+            "eta": self.learning_rate,
+            "subsample": 0.8,
+            "colsample_bytree": 0.9,
+            "min_child_weight": 5,
+            "seed": self.seed,
+            "nthread": self.nthread,
+        }
+
+
+def active_at_origin(feat: pd.DataFrame, active_days: int) -> pd.DataFrame:
+    """Products that sold in the ``active_days`` up to the row's day (the forecast population)."""
+    return feat[feat["days_since_last_sale"].notna() & (feat["days_since_last_sale"] < active_days)]
+
+
+def expand_horizons(origin_rows: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
+    """One row per (product, origin, horizon) with the target day's calendar features."""
+    horizons = pd.DataFrame({"horizon_days": np.arange(1, horizon_days + 1, dtype=np.int32)})
+    rows = origin_rows.merge(horizons, how="cross")
+    rows["forecast_date"] = pd.to_datetime(rows["demand_date"]) + pd.to_timedelta(
+        rows["horizon_days"], unit="D"
+    )
+    rows["target_weekday"] = rows["forecast_date"].dt.weekday
+    rows["target_month"] = rows["forecast_date"].dt.month
+    rows["target_day_of_month"] = rows["forecast_date"].dt.day
+    return rows
+
+
+def training_origins(first_day: dt.date, cutoff: dt.date, params: ForecastParams) -> list[dt.date]:
+    """Origins spaced ``origin_step_days`` apart, newest first, whose horizon ends by cutoff."""
+    last_origin = cutoff - dt.timedelta(days=params.horizon_days)
+    origins = []
+    day = last_origin
+    while day >= first_day + dt.timedelta(days=28):
+        origins.append(day)
+        day -= dt.timedelta(days=params.origin_step_days)
+    return origins
+
+
+def build_training_frame(
+    feat: pd.DataFrame, cutoff: dt.date, params: ForecastParams
+) -> pd.DataFrame:
+    """Training rows from features at past origins, labels from days up to ``cutoff`` only."""
+    feat = feat[pd.to_datetime(feat["demand_date"]) <= pd.Timestamp(cutoff)]
+    if feat.empty:
+        return pd.DataFrame(columns=[*FEATURES, "y", "product_id"])
+    first_day = pd.to_datetime(feat["demand_date"]).min().date()
+    origins = training_origins(first_day, cutoff, params)
+    actuals = feat[["product_id", "demand_date", "units_sold"]].rename(
+        columns={"demand_date": "forecast_date", "units_sold": "y"}
+    )
+    actuals["forecast_date"] = pd.to_datetime(actuals["forecast_date"])
+    frames, rows = [], 0
+    for origin in origins:
+        origin_rows = active_at_origin(
+            feat[pd.to_datetime(feat["demand_date"]) == pd.Timestamp(origin)], params.active_days
+        )
+        if origin_rows.empty:
+            continue
+        expanded = expand_horizons(origin_rows, params.horizon_days)
+        # products whose history ends before the target day count as zero sales
+        expanded = expanded.merge(actuals, on=["product_id", "forecast_date"], how="left")
+        expanded["y"] = expanded["y"].fillna(0.0)
+        frames.append(expanded)
+        rows += len(expanded)
+        if rows >= params.max_training_rows:
+            break
+    if not frames:
+        return pd.DataFrame(columns=[*FEATURES, "y", "product_id"])
+    frame = pd.concat(frames, ignore_index=True)
+    return frame.sort_values(["demand_date", "product_id", "horizon_days"], ignore_index=True)
+
+
+def _matrix(frame: pd.DataFrame) -> np.ndarray:
+    return frame[FEATURES].astype("float32").to_numpy()
+
+
+@dataclass
+class DemandForecaster:
+    """The trained pair of boosters plus what is needed to score with them."""
+
+    mean_booster: xgb.Booster
+    quantile_booster: xgb.Booster
+    params: ForecastParams
+
+    @classmethod
+    def train(cls, training: pd.DataFrame, params: ForecastParams) -> DemandForecaster:
+        if training.empty:
+            raise ValueError("no training rows: the history is shorter than one horizon")
+        x = _matrix(training)
+        y = training["y"].clip(lower=0).astype("float32").to_numpy()
+        base = params.booster_params()
+        mean_booster = xgb.train(
+            {
+                **base,
+                "objective": "reg:tweedie",
+                "tweedie_variance_power": params.tweedie_variance_power,
+            },
+            xgb.DMatrix(x, label=y, feature_names=FEATURES),
+            num_boost_round=params.num_boost_round,
+        )
+        quantile_booster = xgb.train(
+            {
+                **base,
+                "objective": "reg:quantileerror",
+                "quantile_alpha": np.array(QUANTILES),
+            },
+            xgb.QuantileDMatrix(x, label=y, feature_names=FEATURES),
+            num_boost_round=params.num_boost_round,
+        )
+        return cls(mean_booster, quantile_booster, params)
+
+    def predict_rows(self, rows: pd.DataFrame) -> pd.DataFrame:
+        """Predict for expanded rows; returns units_mean and monotone, non-negative quantiles."""
+        matrix = xgb.DMatrix(_matrix(rows), feature_names=FEATURES)
+        mean = np.clip(self.mean_booster.predict(matrix), 0.0, None)
+        quantiles = np.asarray(self.quantile_booster.predict(matrix)).reshape(len(rows), -1)
+        quantiles = np.sort(np.clip(quantiles, 0.0, None), axis=1)
+        out = rows[["product_id", "demand_date", "forecast_date", "horizon_days"]].copy()
+        out["units_mean"] = mean.astype("float64")
+        out["units_p10"] = quantiles[:, 0].astype("float64")
+        out["units_p50"] = quantiles[:, 1].astype("float64")
+        out["units_p90"] = quantiles[:, 2].astype("float64")
+        return out
+
+    def forecast(self, feat: pd.DataFrame, origin: dt.date) -> pd.DataFrame:
+        """Forecast every product active at ``origin`` for horizons 1..H."""
+        origin_rows = active_at_origin(
+            feat[pd.to_datetime(feat["demand_date"]) == pd.Timestamp(origin)],
+            self.params.active_days,
+        )
+        if origin_rows.empty:
+            return pd.DataFrame(
+                columns=[
+                    "product_id",
+                    "forecast_date",
+                    "horizon_days",
+                    "units_mean",
+                    "units_p10",
+                    "units_p50",
+                    "units_p90",
+                ]
+            )
+        rows = expand_horizons(origin_rows, self.params.horizon_days)
+        predicted = self.predict_rows(rows)
+        predicted["forecast_date"] = predicted["forecast_date"].dt.date
+        return predicted.drop(columns=["demand_date"]).reset_index(drop=True)
+
+    # -- persistence: XGBoost's own UBJSON format, never pickle ---------------------------
+    def save(self, folder: Path) -> list[Path]:
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = [folder / "mean.ubj", folder / "quantiles.ubj"]
+        self.mean_booster.save_model(paths[0])
+        self.quantile_booster.save_model(paths[1])
+        (folder / "params.json").write_text(json.dumps(self.params.__dict__, sort_keys=True))
+        return [*paths, folder / "params.json"]
+
+    @classmethod
+    def load(cls, folder: Path) -> DemandForecaster:
+        params = ForecastParams(**json.loads((folder / "params.json").read_text()))
+        mean_booster = xgb.Booster()
+        mean_booster.load_model(folder / "mean.ubj")
+        quantile_booster = xgb.Booster()
+        quantile_booster.load_model(folder / "quantiles.ubj")
+        for booster in (mean_booster, quantile_booster):
+            if list(booster.feature_names or []) != FEATURES:
+                raise ValueError(
+                    f"model in {folder} expects features {booster.feature_names}, "
+                    f"this code provides {FEATURES}"
+                )
+        return cls(mean_booster, quantile_booster, params)

@@ -1,0 +1,88 @@
+"""Recommendation baselines computed in the same run as the ranker (DESIGN.md, "Metrics").
+
+Each returns top-k lists as a frame (customer_id, rank, product_id, score, reason) for the
+given customers at one cutoff, from the same feature marts the ranker reads.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+
+from ml.recommend.ranker import popular_products, top_k
+
+
+def _at(frame: pd.DataFrame, cutoff: dt.date) -> pd.DataFrame:
+    return frame[pd.to_datetime(frame["cutoff_date"]) == pd.Timestamp(cutoff)]
+
+
+def _fill_with_popular(
+    personal: pd.DataFrame, popular: pd.DataFrame, customers: list[str], k: int
+) -> pd.DataFrame:
+    """Append the popular list below each customer's own scores, then keep the top k."""
+    n = len(popular)
+    filler = pd.DataFrame(
+        {
+            "customer_id": np.repeat(np.asarray(customers, dtype=object), n),
+            "product_id": np.tile(popular["product_id"].to_numpy(), len(customers)),
+            # below any personal score, in popularity order
+            "score": np.tile(-np.arange(1, n + 1, dtype=float), len(customers)),
+            "reason": "popular",
+        }
+    )
+    return top_k(pd.concat([personal, filler], ignore_index=True), k)
+
+
+def popularity_30(pairs, popularity, customers, cutoff, k, allowed=None) -> pd.DataFrame:
+    """Global popularity of the last 30 days: the same list for everyone."""
+    popular = popular_products(popularity, cutoff, allowed, k)
+    empty = pd.DataFrame(columns=["customer_id", "product_id", "score", "reason"])
+    return _fill_with_popular(empty, popular, customers, k)
+
+
+def _personal(pairs, customers, cutoff, allowed, score_column, tiebreak, popularity):
+    at = _at(pairs, cutoff)
+    at = at[at["customer_id"].isin(customers)]
+    if allowed is not None:
+        at = at[at["product_id"].isin(allowed)]
+    pop = _at(popularity, cutoff)[["product_id", "orders_30"]]
+    at = at.merge(pop, on="product_id", how="left").fillna({"orders_30": 0})
+    ordered = at.sort_values(
+        ["customer_id", score_column, tiebreak, "product_id"], ascending=[True, False, False, True]
+    )
+    position = ordered.groupby("customer_id").cumcount()
+    return pd.DataFrame(
+        {
+            "customer_id": ordered["customer_id"],
+            "product_id": ordered["product_id"],
+            # positive and decreasing in list order; the popular filler scores stay negative
+            "score": (len(ordered) + 1.0 - position).astype(float),
+            "reason": "repurchase",
+        }
+    )
+
+
+def repurchase_frequency(pairs, popularity, customers, cutoff, k, allowed=None):
+    """The customer's own most frequently bought products, filled with popular ones."""
+    personal = _personal(pairs, customers, cutoff, allowed, "pair_orders", "orders_30", popularity)
+    popular = popular_products(popularity, cutoff, allowed, k)
+    return _fill_with_popular(personal, popular, customers, k)
+
+
+def recency_weighted_repurchase(pairs, popularity, customers, cutoff, k, allowed=None):
+    """Σ exp(-age/270) over the customer's past invoices of a product (365 days), ties by
+    30-day popularity, filled up with the 30-day most popular products."""
+    personal = _personal(
+        pairs, customers, cutoff, allowed, "pair_recency_weighted", "orders_30", popularity
+    )
+    popular = popular_products(popularity, cutoff, allowed, k)
+    return _fill_with_popular(personal, popular, customers, k)
+
+
+BASELINES = {
+    "baseline_popularity_30d": popularity_30,
+    "baseline_repurchase_frequency": repurchase_frequency,
+    "baseline_recency_weighted_repurchase": recency_weighted_repurchase,
+}

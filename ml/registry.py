@@ -1,0 +1,320 @@
+"""Model registry: versions, their artifacts and checksums, and who is champion.
+
+State lives in ``$SHOPFLOW_HOME/models``: one folder per version with the artifact files
+(XGBoost ``save_model`` UBJSON + JSON params, never pickle) and ``registry.duckdb`` with the
+record, queryable in SQL::
+
+    select model_name, version, status, cutoff_date, status_reason from model_versions;
+
+Writes go through :func:`shopflow.warehouse.connect` (exclusive file lock) inside one
+transaction, which is what keeps exactly one champion per model name even when two
+promotions race.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from shopflow.warehouse import connect
+
+if TYPE_CHECKING:  # pragma: no cover
+    from shopflow.settings import Settings
+
+STATUSES = ("challenger", "champion", "retired", "rolled_back")
+
+
+class ArtifactIntegrityError(RuntimeError):
+    """A model artifact does not match the checksum recorded when it was registered."""
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    model_name: str
+    version: str
+    status: str
+    cutoff_date: dt.date
+    artifact_dir: Path
+    sha256: str
+    params: dict
+    feature_schema: list[str]
+    metrics: dict
+    data_fingerprint: dict
+    code_version: str | None
+    created_by: str
+    created_at: dt.datetime
+    status_reason: str | None
+
+
+def artifact_checksum(folder: Path) -> str:
+    """SHA-256 over the artifact files of a version (names and bytes, in name order)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.iterdir() if p.is_file()):
+        digest.update(path.name.encode() + b"\0")
+        digest.update(path.read_bytes())
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def code_version(project_root: Path) -> str | None:
+    """The git commit of the code that trains, when the checkout is a git repository."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(project_root), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def _ensure_schema(con) -> None:
+    con.execute(
+        """
+        create table if not exists model_versions (
+            model_name varchar not null,
+            version varchar not null,
+            status varchar not null,
+            cutoff_date date not null,
+            artifact_dir varchar not null,
+            sha256 varchar not null,
+            params json,
+            feature_schema json,
+            metrics json,
+            data_fingerprint json,
+            code_version varchar,
+            created_by varchar not null,
+            created_at timestamp not null,
+            status_reason varchar,
+            status_changed_at timestamp,
+            primary key (model_name, version)
+        )
+        """
+    )
+    con.execute(
+        """
+        create table if not exists registry_events (
+            event_at timestamp not null,
+            model_name varchar not null,
+            version varchar not null,
+            action varchar not null,
+            actor varchar not null,
+            reason varchar
+        )
+        """
+    )
+
+
+def _row_to_version(row) -> ModelVersion:
+    (
+        name,
+        version,
+        status,
+        cutoff,
+        artifact_dir,
+        sha,
+        params,
+        schema,
+        metrics,
+        fingerprint,
+        code,
+        created_by,
+        created_at,
+        reason,
+    ) = row
+    return ModelVersion(
+        model_name=name,
+        version=version,
+        status=status,
+        cutoff_date=cutoff,
+        artifact_dir=Path(artifact_dir),
+        sha256=sha,
+        params=json.loads(params) if params else {},
+        feature_schema=json.loads(schema) if schema else [],
+        metrics=json.loads(metrics) if metrics else {},
+        data_fingerprint=json.loads(fingerprint) if fingerprint else {},
+        code_version=code,
+        created_by=created_by,
+        created_at=created_at,
+        status_reason=reason,
+    )
+
+
+_COLUMNS = (
+    "model_name, version, status, cutoff_date, artifact_dir, sha256, params, feature_schema, "
+    "metrics, data_fingerprint, code_version, created_by, created_at, status_reason"
+)
+
+
+class Registry:
+    """The registry of one Shopflow home."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.path = settings.registry_path
+
+    def _connect(self):
+        return connect(self.settings, self.path)
+
+    # -- writing --------------------------------------------------------------------------
+    def register(
+        self,
+        model_name: str,
+        staged_dir: Path,
+        *,
+        cutoff_date: dt.date,
+        params: dict,
+        feature_schema: list[str],
+        metrics: dict,
+        data_fingerprint: dict,
+        created_by: str,
+    ) -> ModelVersion:
+        """Move a staged artifact folder into the registry as a new challenger.
+
+        The version id is derived from the cutoff and the artifact checksum, so registering
+        the same training result twice (a rerun) returns the existing version unchanged.
+        """
+        sha = artifact_checksum(staged_dir)
+        version = f"{cutoff_date:%Y%m%d}-{sha[:10]}"
+        target = self.settings.models_dir / model_name / version
+        existing = self.get(model_name, version)
+        if existing is not None:
+            shutil.rmtree(staged_dir, ignore_errors=True)
+            return existing
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.move(str(staged_dir), target)
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        with self._connect() as con:
+            _ensure_schema(con)
+            con.execute(
+                f"insert into model_versions ({_COLUMNS}, status_changed_at) "
+                "values (?, ?, 'challenger', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, null, ?)",
+                [
+                    model_name,
+                    version,
+                    cutoff_date,
+                    str(target),
+                    sha,
+                    json.dumps(params, sort_keys=True, default=str),
+                    json.dumps(feature_schema),
+                    json.dumps(metrics, sort_keys=True, default=float),
+                    json.dumps(data_fingerprint, sort_keys=True, default=str),
+                    code_version(self.settings.project_root),
+                    created_by,
+                    now,
+                    now,
+                ],
+            )
+            self._event(con, model_name, version, "registered", created_by, None)
+        return self.get(model_name, version)
+
+    def promote(self, model_name: str, version: str, *, actor: str, reason: str) -> None:
+        """Make ``version`` the champion; the previous champion is retired. One transaction."""
+        with self._connect() as con:
+            _ensure_schema(con)
+            con.execute("begin transaction")
+            try:
+                found = con.execute(
+                    "select status from model_versions where model_name = ? and version = ?",
+                    [model_name, version],
+                ).fetchone()
+                if found is None:
+                    raise KeyError(f"{model_name} has no version {version}")
+                now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+                con.execute(
+                    "update model_versions set status = 'retired', status_reason = ?, "
+                    "status_changed_at = ? "
+                    "where model_name = ? and status = 'champion' and version <> ?",
+                    [f"replaced by {version}", now, model_name, version],
+                )
+                con.execute(
+                    "update model_versions set status = 'champion', status_reason = ?, "
+                    "status_changed_at = ? where model_name = ? and version = ?",
+                    [reason, now, model_name, version],
+                )
+                self._event(con, model_name, version, "promoted", actor, reason)
+                con.execute("commit")
+            except Exception:
+                con.execute("rollback")
+                raise
+
+    def set_status(self, model_name: str, version: str, status: str, *, actor: str, reason: str):
+        if status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}; expected one of {STATUSES}")
+        with self._connect() as con:
+            _ensure_schema(con)
+            now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+            con.execute(
+                "update model_versions set status = ?, status_reason = ?, status_changed_at = ? "
+                "where model_name = ? and version = ?",
+                [status, reason, now, model_name, version],
+            )
+            self._event(con, model_name, version, status, actor, reason)
+
+    @staticmethod
+    def _event(con, model_name, version, action, actor, reason) -> None:
+        con.execute(
+            "insert into registry_events values (?, ?, ?, ?, ?, ?)",
+            [
+                dt.datetime.now(dt.UTC).replace(tzinfo=None),
+                model_name,
+                version,
+                action,
+                actor,
+                reason,
+            ],
+        )
+
+    # -- reading --------------------------------------------------------------------------
+    def _query(self, where: str, args: list) -> list[ModelVersion]:
+        if not self.path.exists():
+            return []
+        with self._connect() as con:
+            _ensure_schema(con)
+            rows = con.execute(
+                f"select {_COLUMNS} from model_versions where {where} "
+                "order by model_name, created_at, version",
+                args,
+            ).fetchall()
+        return [_row_to_version(r) for r in rows]
+
+    def get(self, model_name: str, version: str) -> ModelVersion | None:
+        found = self._query("model_name = ? and version = ?", [model_name, version])
+        return found[0] if found else None
+
+    def champion(self, model_name: str) -> ModelVersion | None:
+        found = self._query("model_name = ? and status = 'champion'", [model_name])
+        if len(found) > 1:  # guarded by promote(); kept as a loud invariant check
+            raise RuntimeError(f"{model_name} has {len(found)} champions; expected one")
+        return found[0] if found else None
+
+    def versions(self, model_name: str | None = None) -> list[ModelVersion]:
+        if model_name is None:
+            return self._query("true", [])
+        return self._query("model_name = ?", [model_name])
+
+    def verified_artifact_dir(self, version: ModelVersion) -> Path:
+        """The version's artifact folder after checking its checksum; refuses a mismatch."""
+        if not version.artifact_dir.is_dir():
+            raise ArtifactIntegrityError(
+                f"{version.model_name} {version.version}: artifact folder "
+                f"{version.artifact_dir} is missing"
+            )
+        actual = artifact_checksum(version.artifact_dir)
+        if actual != version.sha256:
+            raise ArtifactIntegrityError(
+                f"{version.model_name} {version.version}: artifact checksum {actual[:12]}… "
+                f"does not match the registered {version.sha256[:12]}…; refusing to score with it"
+            )
+        return version.artifact_dir

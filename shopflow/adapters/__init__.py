@@ -1,0 +1,158 @@
+"""Source adapters: map a public shop-data format onto the landing contract.
+
+An adapter is a small object with a ``name``, a ``description`` and a ``read(path)`` that
+parses one file of its format into contract frames (:class:`AdaptedShop`). Everything else
+(partitioning by business date, writing the landing files, replacing them on rerun) is shared
+and lives in :func:`load_source`, so adding a source means adding one module and one line in
+:data:`ADAPTERS`; the pipeline never changes.
+
+Keep this package cheap to import (Airflow parses DAG files that import it): pandas is only
+imported inside functions or under ``TYPE_CHECKING``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from shopflow.adapters.online_retail_ii import OnlineRetailII
+from shopflow.landing import CONTRACT, write_partition
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+__all__ = [
+    "ADAPTERS",
+    "AdaptedShop",
+    "LoadResult",
+    "SourceAdapter",
+    "get_adapter",
+    "load_source",
+    "register",
+]
+
+
+@runtime_checkable
+class SourceAdapter(Protocol):
+    """What every source adapter provides."""
+
+    name: str  # registry key, e.g. "online-retail-ii"
+    description: str  # one line, shown by the CLI
+
+    def read(self, path: Path) -> AdaptedShop:
+        """Parse one file of the public format into landing-contract frames."""
+        ...
+
+
+@dataclass
+class AdaptedShop:
+    """A source file mapped onto the landing contract.
+
+    ``order_lines`` (and ``products`` / ``customers`` when given) carry exactly the contract
+    columns of :data:`shopflow.landing.CONTRACT`, in contract order. ``report`` counts what
+    each adapter rule did (rows read, dropped per rule, kept per kind) for the CLI to print.
+    """
+
+    order_lines: pd.DataFrame
+    products: pd.DataFrame | None = None
+    customers: pd.DataFrame | None = None
+    report: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for entity in ("order_lines", "products", "customers"):
+            frame = getattr(self, entity)
+            if frame is None:
+                continue
+            expected = list(CONTRACT[entity])
+            if list(frame.columns) != expected:
+                raise ValueError(
+                    f"adapted {entity} columns {list(frame.columns)} do not match the landing "
+                    f"contract {expected}"
+                )
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """What :func:`load_source` wrote."""
+
+    source: str
+    dates_written: int  # order_lines partitions (business dates) written
+    order_lines: int
+    products: int  # 0 when the adapter derives no products
+    customers: int  # 0 when the adapter derives no customers
+    report: dict[str, int]
+    first_date: dt.date | None = None
+    last_date: dt.date | None = None
+
+
+ADAPTERS: dict[str, SourceAdapter] = {}
+
+
+def register(adapter: SourceAdapter) -> SourceAdapter:
+    """Add ``adapter`` to :data:`ADAPTERS` under its name (names are unique)."""
+    if adapter.name in ADAPTERS and ADAPTERS[adapter.name] is not adapter:
+        raise ValueError(f"source adapter {adapter.name!r} is already registered")
+    ADAPTERS[adapter.name] = adapter
+    return adapter
+
+
+register(OnlineRetailII())
+
+
+def get_adapter(name: str) -> SourceAdapter:
+    """The registered adapter called ``name``; the error lists the known names."""
+    try:
+        return ADAPTERS[name]
+    except KeyError:
+        known = ", ".join(sorted(ADAPTERS)) or "(none)"
+        raise ValueError(f"unknown source adapter {name!r}; known adapters: {known}") from None
+
+
+def _partition_by_day(frame: pd.DataFrame, column: str) -> list[tuple[dt.date, pd.DataFrame]]:
+    """Split ``frame`` by the calendar date of the (naive UTC) timestamp ``column``."""
+    if frame.empty:
+        return []
+    days = frame[column].dt.normalize()
+    return [
+        (day.date(), part.reset_index(drop=True)) for day, part in frame.groupby(days, sort=True)
+    ]
+
+
+def load_source(name: str, path: Path, landing_dir: Path) -> LoadResult:
+    """Read ``path`` with adapter ``name`` and write its landing partitions.
+
+    One ``order_lines`` partition per business date (UTC date of ``ordered_at``); products
+    land dated at their ``first_available_at`` and customers at their ``created_at``, so a
+    run for date D sees every product and customer its order lines reference, and nothing
+    from after D. Each written partition file replaces the one of a previous load (same file
+    name, atomic rename): rerunning is idempotent. Partitions of dates the file does not
+    cover are left untouched, so several files of one source (e.g. the two overlapping
+    Online Retail II sheets) can be loaded one after the other.
+    """
+    adapter = get_adapter(name)
+    path = Path(path)
+    landing_dir = Path(landing_dir)
+    shop = adapter.read(path)
+
+    order_days = _partition_by_day(shop.order_lines, "ordered_at")
+    for day, part in order_days:
+        write_partition(part, landing_dir, "order_lines", day)
+    if shop.products is not None:
+        for day, part in _partition_by_day(shop.products, "first_available_at"):
+            write_partition(part, landing_dir, "products", day)
+    if shop.customers is not None:
+        for day, part in _partition_by_day(shop.customers, "created_at"):
+            write_partition(part, landing_dir, "customers", day)
+
+    return LoadResult(
+        source=adapter.name,
+        dates_written=len(order_days),
+        order_lines=len(shop.order_lines),
+        products=0 if shop.products is None else len(shop.products),
+        customers=0 if shop.customers is None else len(shop.customers),
+        report=dict(shop.report),
+        first_date=order_days[0][0] if order_days else None,
+        last_date=order_days[-1][0] if order_days else None,
+    )

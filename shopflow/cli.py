@@ -1,0 +1,248 @@
+"""The ``shopflow`` command.
+
+shopflow generate [--customers N] [--products N] [--days N] [--start DATE] [--seed S]
+shopflow load --source online-retail-ii PATH
+shopflow run --date YYYY-MM-DD            # shopflow_nightly through Airflow
+shopflow demo                             # what `make run` calls
+shopflow models list|show                 # the model registry
+shopflow airflow ARGS...                  # the embedded Airflow CLI (e.g. `dags list`)
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+import time
+from pathlib import Path
+
+from shopflow.settings import Settings, load_settings
+
+DEMO_QUERIES = """\
+-- top 10 recommendations of one customer, latest run
+select customer_id, rank, product_id, round(score, 3) as score, reason, model_version
+from exports.recommendations
+where run_date = (select max(run_date) from exports.recommendations)
+  and customer_id = (select min(customer_id) from exports.recommendations)
+order by rank;
+
+-- units expected per product over the next 7 days, biggest first
+select product_id, round(sum(units_mean), 1) as units_next_7_days,
+       round(sum(units_p90), 1) as units_p90_sum
+from exports.demand_forecast
+where run_date = (select max(run_date) from exports.demand_forecast) and horizon_days <= 7
+group by product_id order by units_next_7_days desc limit 10;
+
+-- how the champion models compare with the baselines on their holdout
+select task, model_name, metric, segment, round(value, 4) as value, status
+from exports.model_performance
+where segment = 'all'
+order by task, metric, model_name;
+"""
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from exc
+
+
+def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
+    from shopflow.generator import ShopSpec, generate_shop
+
+    spec = ShopSpec(
+        customers=args.customers,
+        products=args.products,
+        days=args.days,
+        start=args.start,
+        seed=args.seed,
+    )
+    settings.ensure_dirs()
+    started = time.perf_counter()
+    shop = generate_shop(spec, settings.landing_dir)
+    print(
+        f"generated {shop.order_lines:,} order lines in {shop.orders:,} orders, "
+        f"{shop.customers:,} customers, {shop.products:,} products, "
+        f"{shop.first_date} .. {shop.last_date} into {settings.landing_dir} "
+        f"({time.perf_counter() - started:.1f} s)"
+    )
+    return 0
+
+
+def cmd_load(args: argparse.Namespace, settings: Settings) -> int:
+    from shopflow.adapters import load_source
+
+    settings.ensure_dirs()
+    result = load_source(args.source, Path(args.path), settings.landing_dir)
+    print(json.dumps(result.__dict__, default=str, indent=2))
+    return 0
+
+
+def run_nightly(settings: Settings, run_date: dt.date) -> float:
+    """Run shopflow_nightly for ``run_date`` through Airflow; returns seconds taken."""
+    from shopflow.airflow_runner import run_dag
+
+    settings.ensure_dirs()
+    started = time.perf_counter()
+    run_dag(settings, "shopflow_nightly", run_date)
+    return time.perf_counter() - started
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from shopflow.airflow_runner import DagRunFailedError
+
+    try:
+        seconds = run_nightly(settings, args.date)
+    except DagRunFailedError as exc:
+        print(f"FAILED: {exc}", file=sys.stderr)
+        return 1
+    print(f"shopflow_nightly for {args.date} succeeded in {seconds:.1f} s")
+    print_outputs(settings)
+    return 0
+
+
+def latest_landing_date(settings: Settings) -> dt.date | None:
+    root = settings.landing_dir / "order_lines"
+    dates = []
+    if root.is_dir():
+        for child in root.iterdir():
+            try:
+                dates.append(dt.date.fromisoformat(child.name))
+            except ValueError:
+                continue
+    return max(dates) if dates else None
+
+
+def print_outputs(settings: Settings) -> None:
+    import duckdb
+
+    db = settings.published_db_path
+    print(f"\nPublished database: {db}")
+    print(f"Parquet mirror:     {settings.exports_dir}/<table>/run_date=<YYYY-MM-DD>/")
+    print(f"Data quality docs:  {settings.quality_dir}")
+    if db.exists():
+        con = duckdb.connect(str(db), read_only=True)
+        try:
+            for table in ("recommendations", "demand_forecast", "model_performance"):
+                count = con.execute(f"select count(*) from exports.{table}").fetchone()[0]
+                print(f"  exports.{table}: {count:,} rows")
+        finally:
+            con.close()
+    print(f"\nTry it (duckdb {db} or any DuckDB client):\n")
+    print(DEMO_QUERIES)
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from shopflow.airflow_runner import DagRunFailedError
+    from shopflow.generator import ShopSpec, generate_shop
+
+    settings.ensure_dirs()
+    spec = ShopSpec()
+    started = time.perf_counter()
+    shop = generate_shop(spec, settings.landing_dir)
+    print(
+        f"demo shop: {shop.order_lines:,} order lines, {shop.customers:,} customers, "
+        f"{shop.products:,} products, {shop.first_date} .. {shop.last_date} "
+        f"({time.perf_counter() - started:.1f} s)"
+    )
+    run_date = shop.last_date
+    print(f"running shopflow_nightly for {run_date} through Airflow ...")
+    try:
+        seconds = run_nightly(settings, run_date)
+    except DagRunFailedError as exc:
+        print(f"FAILED: {exc}", file=sys.stderr)
+        return 1
+    print(f"shopflow_nightly for {run_date} succeeded in {seconds:.1f} s (DAG run)")
+    print_outputs(settings)
+    return 0
+
+
+def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
+    from ml.registry import Registry
+
+    registry = Registry(settings)
+    if args.models_command == "list":
+        versions = registry.versions(args.model)
+        if not versions:
+            print("no model versions registered yet")
+            return 0
+        print(f"{'model':<18} {'version':<22} {'status':<11} {'cutoff':<10}  reason")
+        for v in versions:
+            print(
+                f"{v.model_name:<18} {v.version:<22} {v.status:<11} {v.cutoff_date!s:<10}  "
+                f"{v.status_reason or ''}"
+            )
+        return 0
+    version = (
+        registry.get(args.model, args.version) if args.version else registry.champion(args.model)
+    )
+    if version is None:
+        print(f"no such version of {args.model}", file=sys.stderr)
+        return 1
+    print(json.dumps(version.__dict__, default=str, indent=2))
+    return 0
+
+
+def cmd_airflow(args: argparse.Namespace, settings: Settings) -> int:
+    from shopflow.airflow_runner import airflow, ensure_airflow
+
+    settings.ensure_dirs()
+    ensure_airflow(settings)
+    return airflow(settings, *args.airflow_args).returncode
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="shopflow", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    gen = sub.add_parser("generate", help="write a synthetic shop into the landing zone")
+    gen.add_argument("--customers", type=int, default=5000)
+    gen.add_argument("--products", type=int, default=1000)
+    gen.add_argument("--days", type=int, default=365)
+    gen.add_argument("--start", type=_date, default=dt.date(2025, 1, 1))
+    gen.add_argument("--seed", type=int, default=42)
+    gen.set_defaults(func=cmd_generate)
+
+    load = sub.add_parser("load", help="map a public export format onto the landing contract")
+    load.add_argument("--source", required=True, help="adapter name, e.g. online-retail-ii")
+    load.add_argument("path")
+    load.set_defaults(func=cmd_load)
+
+    run = sub.add_parser("run", help="run shopflow_nightly for a business date via Airflow")
+    run.add_argument("--date", type=_date, required=True)
+    run.set_defaults(func=cmd_run)
+
+    demo = sub.add_parser("demo", help="generate the demo shop and run the last date")
+    demo.set_defaults(func=cmd_demo)
+
+    models = sub.add_parser("models", help="the model registry")
+    models_sub = models.add_subparsers(dest="models_command", required=True)
+    listing = models_sub.add_parser("list", help="every version and its status")
+    listing.add_argument("model", nargs="?")
+    show = models_sub.add_parser("show", help="one version's record (default: the champion)")
+    show.add_argument("model")
+    show.add_argument("version", nargs="?")
+    models.set_defaults(func=cmd_models)
+
+    af = sub.add_parser(
+        "airflow", help="the embedded Airflow's CLI, e.g. `shopflow airflow dags list`"
+    )
+    af.add_argument("airflow_args", nargs=argparse.REMAINDER)
+    af.set_defaults(func=cmd_airflow)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = load_settings()
+    try:
+        return args.func(args, settings)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

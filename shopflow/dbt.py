@@ -1,0 +1,125 @@
+"""Run the dbt project (a normal dbt project: `dbt build` works on it without Shopflow).
+
+dbt runs as a child process using the dbt executable of this Python environment. The caller
+holds the warehouse lock for the whole invocation (see :mod:`shopflow.warehouse`), so no other
+Shopflow step opens the file while dbt writes it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from shopflow.warehouse import warehouse_lock
+
+if TYPE_CHECKING:  # pragma: no cover
+    from shopflow.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class DbtBuildError(RuntimeError):
+    """dbt reported failed models or tests."""
+
+
+@dataclass
+class DbtResult:
+    command: list[str]
+    seconds: float
+    results: list[dict]
+
+    @property
+    def failures(self) -> list[dict]:
+        return [r for r in self.results if r["status"] in ("error", "fail", "runtime error")]
+
+    def summary(self) -> dict:
+        counts: dict[str, int] = {}
+        for r in self.results:
+            counts[r["status"]] = counts.get(r["status"], 0) + 1
+        return {"seconds": round(self.seconds, 2), "statuses": counts}
+
+
+def dbt_executable() -> str:
+    candidate = Path(sys.executable).with_name("dbt")
+    return str(candidate) if candidate.exists() else "dbt"
+
+
+def _read_run_results(target_dir: Path) -> list[dict]:
+    path = target_dir / "run_results.json"
+    if not path.exists():
+        return []
+    data = json.loads(path.read_text())
+    return [
+        {
+            "unique_id": r["unique_id"],
+            "status": r["status"],
+            "message": r.get("message"),
+            "failures": r.get("failures"),
+            "seconds": r.get("execution_time"),
+        }
+        for r in data.get("results", [])
+    ]
+
+
+def run_dbt(
+    settings: Settings,
+    args: list[str],
+    run_date: dt.date,
+    *,
+    full_refresh: bool = False,
+    target_dir: Path | None = None,
+) -> DbtResult:
+    """Run ``dbt <args>`` for a business date; raise DbtBuildError naming what failed."""
+    target_dir = target_dir or settings.home / "dbt" / "target"
+    log_dir = settings.home / "dbt" / "logs"
+    command = [
+        dbt_executable(),
+        *args,
+        "--project-dir",
+        str(settings.dbt_project_dir),
+        "--profiles-dir",
+        str(settings.dbt_project_dir),
+        "--target-path",
+        str(target_dir),
+        "--log-path",
+        str(log_dir),
+        "--vars",
+        json.dumps({"run_date": run_date.isoformat()}),
+    ]
+    if full_refresh:
+        command.append("--full-refresh")
+    env = {**os.environ, **settings.dbt_env(), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    started = time.perf_counter()
+    with warehouse_lock(settings):
+        process = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - started
+    for line in process.stdout.splitlines():
+        log.info("dbt | %s", line)
+    result = DbtResult(command, seconds, _read_run_results(target_dir))
+    if process.returncode != 0:
+        failed = result.failures
+        detail = (
+            "; ".join(
+                f"{r['unique_id']}: {r['status']} ({(r['message'] or '').strip()[:200]})"
+                for r in failed[:10]
+            )
+            or (process.stderr.strip() or process.stdout.strip())[-2000:]
+        )
+        raise DbtBuildError(
+            f"dbt {' '.join(args)} for {run_date} failed ({len(failed)} node(s)): {detail}. "
+            f"Full log: {log_dir / 'dbt.log'}"
+        )
+    return result
+
+
+def build_warehouse(settings: Settings, run_date: dt.date, *, full_refresh: bool = False):
+    """`dbt build` of every model and test, as of ``run_date``."""
+    return run_dbt(settings, ["build"], run_date, full_refresh=full_refresh)

@@ -1,0 +1,130 @@
+"""The landing contract: what a shop hands over, and how partitions are found.
+
+Layout: ``$SHOPFLOW_HOME/landing/<entity>/<YYYY-MM-DD>/*.parquet|*.csv`` (see DESIGN.md).
+Writers (the demo generator, source adapters) use :func:`write_partition`; the ingest step
+uses :func:`list_partitions`, which never returns a partition dated after the run date.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+# entity -> ordered (column, logical type). Logical types map onto DuckDB types at ingest.
+CONTRACT: dict[str, dict[str, str]] = {
+    "order_lines": {
+        "order_id": "VARCHAR",
+        "line_number": "INTEGER",
+        "ordered_at": "TIMESTAMP",
+        "customer_id": "VARCHAR",
+        "product_id": "VARCHAR",
+        "quantity": "INTEGER",
+        "unit_price": "DECIMAL(18,4)",
+        "currency": "VARCHAR",
+        "country": "VARCHAR",
+    },
+    "products": {
+        "product_id": "VARCHAR",
+        "name": "VARCHAR",
+        "category": "VARCHAR",
+        "list_price": "DECIMAL(18,4)",
+        "first_available_at": "TIMESTAMP",
+    },
+    "customers": {
+        "customer_id": "VARCHAR",
+        "created_at": "TIMESTAMP",
+        "country": "VARCHAR",
+    },
+}
+REQUIRED_ENTITIES = ("order_lines",)
+DATA_SUFFIXES = (".parquet", ".csv")
+
+
+@dataclass(frozen=True)
+class Partition:
+    """One landing folder: an entity's data for one business date."""
+
+    entity: str
+    partition_date: dt.date
+    path: Path
+
+    @property
+    def files(self) -> list[Path]:
+        return sorted(
+            p for p in self.path.iterdir() if p.is_file() and p.suffix.lower() in DATA_SUFFIXES
+        )
+
+    def fingerprint(self) -> str:
+        """SHA-256 over file names and contents: changes whenever the partition changes."""
+        digest = hashlib.sha256()
+        for file in self.files:
+            digest.update(file.name.encode())
+            digest.update(b"\0")
+            with file.open("rb") as handle:
+                for chunk in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(chunk)
+            digest.update(b"\0")
+        return digest.hexdigest()
+
+
+def partition_dir(landing_dir: Path, entity: str, partition_date: dt.date) -> Path:
+    return landing_dir / entity / partition_date.isoformat()
+
+
+def list_partitions(landing_dir: Path, entity: str, up_to: dt.date) -> list[Partition]:
+    """Partitions of ``entity`` dated on or before ``up_to``, oldest first.
+
+    Folders whose name is not a date are ignored; folders dated after ``up_to`` are never
+    returned, so a run for date D cannot read data from the future.
+    """
+    root = landing_dir / entity
+    if not root.is_dir():
+        return []
+    partitions = []
+    for child in root.iterdir():
+        if not child.is_dir():
+            continue
+        try:
+            day = dt.date.fromisoformat(child.name)
+        except ValueError:
+            continue
+        if day <= up_to:
+            partitions.append(Partition(entity, day, child))
+    return sorted(partitions, key=lambda p: p.partition_date)
+
+
+def write_partition(
+    frame: pd.DataFrame,
+    landing_dir: Path,
+    entity: str,
+    partition_date: dt.date,
+    *,
+    file_name: str = "part-0.parquet",
+) -> Path:
+    """Write one partition atomically (temp file + rename), replacing the same file name.
+
+    Columns are reordered to the contract; missing or unknown columns are an error so that
+    writers cannot hand over something the ingest step would reject.
+    """
+    columns = list(CONTRACT[entity])
+    missing = [c for c in columns if c not in frame.columns]
+    extra = [c for c in frame.columns if c not in columns]
+    if missing or extra:
+        raise ValueError(
+            f"{entity} partition {partition_date}: columns do not match the landing contract "
+            f"(missing {missing}, unexpected {extra})"
+        )
+    target_dir = partition_dir(landing_dir, entity, partition_date)
+    target_dir.mkdir(parents=True, exist_ok=True)
+    target = target_dir / file_name
+    tmp = target_dir / f".{file_name}.tmp"
+    frame[columns].to_parquet(tmp, index=False)
+    os.replace(tmp, target)
+    return target

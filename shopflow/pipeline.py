@@ -1,0 +1,125 @@
+"""The nightly and retraining steps as plain functions of (settings, business date).
+
+DAG tasks call :func:`run_step` with a step name; tests and the CLI call the step functions
+directly. Importing this module is cheap (no pandas, xgboost, dbt or GX): each step imports
+what it needs when it runs, so DAG parsing stays fast.
+
+Errors are split in two kinds, because Airflow should retry only one of them:
+- *data* errors (bad landing files, failed quality gates, failed dbt tests, missing champion)
+  fail the task at once with a plain-words message: retrying bad data wastes the night;
+- anything else (a lock timeout, a full disk, a killed process) is an infrastructure error
+  and is retried by Airflow.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from shopflow.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def ingest(settings: Settings, run_date: dt.date) -> dict:
+    """Validate and load new or changed landing partitions up to the run date."""
+    from shopflow.ingest import ingest_landing
+
+    return ingest_landing(settings, run_date).as_dict()
+
+
+def build_warehouse(settings: Settings, run_date: dt.date) -> dict:
+    """`dbt build`: staging, marts and features as of the run date, with dbt tests."""
+    from shopflow.dbt import build_warehouse as dbt_build
+
+    return dbt_build(settings, run_date).summary()
+
+
+def ensure_models(settings: Settings, run_date: dt.date) -> dict:
+    """Train and promote first models for any model name without a champion."""
+    from ml.forecast.model import MODEL_NAME as FORECAST_MODEL
+    from ml.lifecycle import ensure_champion
+    from ml.recommend.ranker import MODEL_NAME as RANKER_MODEL
+
+    return {
+        name: ensure_champion(settings, name, run_date) for name in (FORECAST_MODEL, RANKER_MODEL)
+    }
+
+
+def score_forecast(settings: Settings, run_date: dt.date) -> dict:
+    """Forecast every active product for horizons 1..H with the champion forecaster."""
+    from ml.scoring import score_forecast as score
+
+    return score(settings, run_date)
+
+
+def score_recommendations(settings: Settings, run_date: dt.date) -> dict:
+    """Top-K products for every active customer with the champion ranker."""
+    from ml.scoring import score_recommendations as score
+
+    return score(settings, run_date)
+
+
+def validate_predictions(settings: Settings, run_date: dt.date) -> dict:
+    """Quality gate on the run date's predictions before anything is published."""
+    from shopflow.checks import validate_predictions as check
+
+    return check(settings, run_date)
+
+
+def publish(settings: Settings, run_date: dt.date) -> dict:
+    """Publish the run date's predictions to the exports database and Parquet."""
+    from shopflow.publish import publish as do_publish
+
+    return do_publish(settings, run_date)
+
+
+NIGHTLY_STEPS: dict[str, Callable[[Settings, dt.date], dict]] = {
+    "ingest_landing": ingest,
+    "build_warehouse": build_warehouse,
+    "ensure_models": ensure_models,
+    "score_forecast": score_forecast,
+    "score_recommendations": score_recommendations,
+    "validate_predictions": validate_predictions,
+    "publish_exports": publish,
+}
+
+
+def data_error_types() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean "the data is wrong": fail at once, never retry."""
+    from ml.registry import ArtifactIntegrityError
+    from ml.scoring import NoChampionError
+    from shopflow.dbt import DbtBuildError
+    from shopflow.ingest import LandingFormatError
+    from shopflow.quality import QualityGateError
+
+    return (
+        LandingFormatError,
+        QualityGateError,
+        DbtBuildError,
+        NoChampionError,
+        ArtifactIntegrityError,
+    )
+
+
+def run_step(step: str, ds: str) -> dict:
+    """Entry point for Airflow tasks: run one step for business date ``ds`` (YYYY-MM-DD)."""
+    from shopflow.settings import load_settings
+
+    settings = load_settings()
+    settings.ensure_dirs()
+    run_date = dt.date.fromisoformat(ds)
+    try:
+        result = NIGHTLY_STEPS[step](settings, run_date)
+    except Exception as exc:
+        if isinstance(exc, data_error_types()):
+            from airflow.sdk.exceptions import AirflowFailException
+
+            log.error("%s for %s failed on data (not retried):\n%s", step, ds, exc)
+            raise AirflowFailException(f"{step} for {ds}: {exc}") from exc
+        raise
+    log.info("%s for %s: %s", step, ds, result)
+    return result

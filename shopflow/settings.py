@@ -1,0 +1,139 @@
+"""The one place that reads the environment.
+
+Everything else receives a :class:`Settings` instance. All state lives under
+``SHOPFLOW_HOME`` (default: ``.shopflow/`` in the project checkout, ignored by git)::
+
+    $SHOPFLOW_HOME/
+      landing/<entity>/<YYYY-MM-DD>/*.parquet|*.csv   what a shop hands over
+      warehouse/shopflow.duckdb                         raw + dbt models + predictions (private)
+      exports/shopflow.duckdb                           published database (analysts read this)
+      exports/<table>/run_date=<YYYY-MM-DD>/*.parquet   published Parquet mirror
+      models/                                           model registry (artifacts + registry.duckdb)
+      quality/                                          validation results and Data Docs
+      airflow/                                          AIRFLOW_HOME (SQLite metadata db, logs)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env_int(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"setting {name} must be an integer, got {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Paths and knobs of one Shopflow installation."""
+
+    home: Path
+    project_root: Path = PROJECT_ROOT
+    recommendations_k: int = 10
+    forecast_horizon_days: int = 28
+    active_customer_days: int = 90
+    active_product_days: int = 90
+    duckdb_memory_limit: str = "4GB"
+    duckdb_threads: int = 2
+    known_currencies: tuple[str, ...] = field(
+        default=("EUR", "GBP", "USD", "CHF", "SEK", "DKK", "NOK", "PLN", "CZK", "JPY", "AUD", "CAD")
+    )
+
+    # -- locations ---------------------------------------------------------------------------
+    @property
+    def landing_dir(self) -> Path:
+        return self.home / "landing"
+
+    @property
+    def warehouse_dir(self) -> Path:
+        return self.home / "warehouse"
+
+    @property
+    def warehouse_path(self) -> Path:
+        return self.warehouse_dir / "shopflow.duckdb"
+
+    @property
+    def exports_dir(self) -> Path:
+        return self.home / "exports"
+
+    @property
+    def published_db_path(self) -> Path:
+        return self.exports_dir / "shopflow.duckdb"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def registry_path(self) -> Path:
+        return self.models_dir / "registry.duckdb"
+
+    @property
+    def quality_dir(self) -> Path:
+        return self.home / "quality"
+
+    @property
+    def airflow_home(self) -> Path:
+        return self.home / "airflow"
+
+    @property
+    def tmp_dir(self) -> Path:
+        return self.home / "tmp"
+
+    @property
+    def dbt_project_dir(self) -> Path:
+        return self.project_root / "dbt_project"
+
+    @property
+    def expectations_dir(self) -> Path:
+        return self.project_root / "expectations"
+
+    @property
+    def dags_dir(self) -> Path:
+        return self.project_root / "dags"
+
+    def ensure_dirs(self) -> None:
+        """Create the state folders (idempotent)."""
+        for path in (
+            self.landing_dir,
+            self.warehouse_dir,
+            self.exports_dir,
+            self.models_dir,
+            self.quality_dir,
+            self.airflow_home,
+            self.tmp_dir,
+        ):
+            path.mkdir(parents=True, exist_ok=True)
+
+    def dbt_env(self) -> dict[str, str]:
+        """Environment variables that dbt's profiles.yml reads with env_var()."""
+        return {
+            "SHOPFLOW_WAREHOUSE_PATH": str(self.warehouse_path),
+            "SHOPFLOW_DUCKDB_MEMORY_LIMIT": self.duckdb_memory_limit,
+            "SHOPFLOW_DUCKDB_THREADS": str(self.duckdb_threads),
+            "SHOPFLOW_TMP_DIR": str(self.tmp_dir),
+        }
+
+
+def load_settings(env: dict[str, str] | None = None) -> Settings:
+    """Build settings from environment variables (``os.environ`` unless given)."""
+    env = dict(os.environ if env is None else env)
+    home = Path(env.get("SHOPFLOW_HOME") or PROJECT_ROOT / ".shopflow").expanduser().resolve()
+    return Settings(
+        home=home,
+        recommendations_k=_env_int(env, "SHOPFLOW_RECOMMENDATIONS_K", 10),
+        forecast_horizon_days=_env_int(env, "SHOPFLOW_FORECAST_HORIZON_DAYS", 28),
+        active_customer_days=_env_int(env, "SHOPFLOW_ACTIVE_CUSTOMER_DAYS", 90),
+        active_product_days=_env_int(env, "SHOPFLOW_ACTIVE_PRODUCT_DAYS", 90),
+        duckdb_memory_limit=env.get("SHOPFLOW_DUCKDB_MEMORY_LIMIT") or "4GB",
+        duckdb_threads=_env_int(env, "SHOPFLOW_DUCKDB_THREADS", 2),
+    )

@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml.features import read_forecast_inputs
+from ml.forecast.model import DemandForecaster, ForecastParams, build_training_frame
+from shopflow.warehouse import connect
+
+PARAMS = ForecastParams(num_boost_round=20, max_training_rows=50_000)
+
+
+@pytest.fixture(scope="module")
+def feat(built_home) -> tuple[pd.DataFrame, dt.date]:
+    settings, run_date = built_home
+    with connect(settings, read_only=True) as con:
+        return read_forecast_inputs(con, run_date).feat, run_date
+
+
+@pytest.fixture(scope="module")
+def model(feat) -> DemandForecaster:
+    frame, run_date = feat
+    return DemandForecaster.train(build_training_frame(frame, run_date, PARAMS), PARAMS)
+
+
+def test_training_frame_never_sees_rows_after_the_cutoff(feat):
+    frame, run_date = feat
+    cutoff = run_date - dt.timedelta(days=40)
+    before = build_training_frame(frame, cutoff, PARAMS)
+    # perturb every row after the cutoff: the training frame must not change
+    tampered = frame.copy()
+    after = pd.to_datetime(tampered["demand_date"]) > pd.Timestamp(cutoff)
+    tampered.loc[after, ["units_sold", "mean_7", "mean_28", "lag_7"]] = 999.0
+    again = build_training_frame(tampered, cutoff, PARAMS)
+    pd.testing.assert_frame_equal(before, again)
+    assert pd.to_datetime(before["forecast_date"]).max() <= pd.Timestamp(cutoff)
+
+
+def test_forecast_has_all_horizons_ordered_non_negative_quantiles(feat, model):
+    frame, run_date = feat
+    forecast = model.forecast(frame, run_date)
+    assert not forecast.empty
+    horizons = forecast.groupby("product_id")["horizon_days"].apply(sorted)
+    assert all(h == list(range(1, 29)) for h in horizons)
+    values = forecast[["units_mean", "units_p10", "units_p50", "units_p90"]].to_numpy()
+    assert np.isfinite(values).all()
+    assert (values >= 0).all()
+    assert (forecast["units_p10"] <= forecast["units_p50"]).all()
+    assert (forecast["units_p50"] <= forecast["units_p90"]).all()
+
+
+def test_new_and_all_zero_products_get_finite_forecasts(feat, model):
+    frame, run_date = feat
+    template = frame[pd.to_datetime(frame["demand_date"]) == pd.Timestamp(run_date)].iloc[[0]]
+    new = template.assign(
+        product_id="NEW",
+        units_sold=3.0,
+        lag_7=0.0,
+        lag_14=0.0,
+        lag_28=0.0,
+        mean_7=3 / 1,
+        mean_28=3.0,
+        mean_91=3.0,
+        std_28=0.0,
+        max_28=3.0,
+        sale_days_28=1,
+        returned_28=0,
+        product_age_days=0,
+        days_since_last_sale=0,
+    )
+    zero = template.assign(
+        product_id="ZERO",
+        units_sold=0.0,
+        lag_7=0.0,
+        lag_14=0.0,
+        lag_28=0.0,
+        mean_7=0.0,
+        mean_28=0.0,
+        mean_91=0.0,
+        std_28=0.0,
+        max_28=0.0,
+        sale_days_28=0,
+        returned_28=0,
+        product_age_days=80,
+        days_since_last_sale=80,
+    )
+    forecast = model.forecast(pd.concat([new, zero]), run_date)
+    assert sorted(forecast["product_id"].unique()) == ["NEW", "ZERO"]
+    assert len(forecast) == 56
+    values = forecast[["units_mean", "units_p10", "units_p50", "units_p90"]].to_numpy()
+    assert np.isfinite(values).all() and (values >= 0).all()
+
+
+def test_same_seed_same_model_bytes(feat, tmp_path):
+    frame, run_date = feat
+    training = build_training_frame(frame, run_date, PARAMS)
+    first = DemandForecaster.train(training, PARAMS).save(tmp_path / "a")
+    second = DemandForecaster.train(training, PARAMS).save(tmp_path / "b")
+    assert [p.read_bytes() for p in first] == [p.read_bytes() for p in second]
+
+
+def test_saved_model_loads_and_predicts_the_same(feat, model, tmp_path):
+    frame, run_date = feat
+    model.save(tmp_path / "m")
+    loaded = DemandForecaster.load(tmp_path / "m")
+    pd.testing.assert_frame_equal(model.forecast(frame, run_date), loaded.forecast(frame, run_date))

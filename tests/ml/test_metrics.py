@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml import metrics
+
+
+def test_recall_divides_by_min_of_k_and_bought():
+    assert metrics.recall_at_k(["a", "b", "c"], {"a", "c", "x", "y"}, k=2) == 0.5
+    # 2 hits of 3 bought, k=10 -> 2/3
+    assert metrics.recall_at_k(["a", "b", "c"], {"a", "c", "z"}, k=10) == pytest.approx(2 / 3)
+    assert metrics.recall_at_k(["a"], set(), k=10) == 0.0
+
+
+def test_ndcg_binary_gain_by_hand():
+    # hits at positions 1 and 3; ideal: positions 1 and 2
+    dcg = 1 / math.log2(2) + 1 / math.log2(4)
+    ideal = 1 / math.log2(2) + 1 / math.log2(3)
+    assert metrics.ndcg_at_k(["a", "b", "c"], {"a", "c"}, k=10) == pytest.approx(dcg / ideal)
+    assert metrics.ndcg_at_k(["a", "c", "b"], {"a", "c"}, k=10) == pytest.approx(1.0)
+    assert metrics.ndcg_at_k(["b"], {"a"}, k=10) == 0.0
+
+
+def test_ranking_metrics_average_over_buyers_only():
+    recs = {"u1": ["a", "b"], "u2": ["c"]}
+    bought = {"u1": {"a"}, "u2": {"x"}, "u3": set(), "u4": {"a"}}
+    result = metrics.ranking_metrics(recs, bought, k=10)
+    # u1: recall 1, u2: 0, u4 (no list): 0 ; u3 excluded
+    assert result["customers"] == 3
+    assert result["recall_at_k"] == pytest.approx(1 / 3)
+    assert result["ndcg_at_k"] == pytest.approx(1 / 3)
+
+
+def _frame():
+    # one product, horizons 1..8: weeks are h1-7 and h8
+    return pd.DataFrame(
+        {
+            "product_id": ["p"] * 8,
+            "horizon_days": list(range(1, 9)),
+            "y": [1, 0, 0, 2, 0, 0, 1, 4],
+            "units_mean": [0.5] * 8,
+            "units_p10": [0.0] * 8,
+            "units_p50": [0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0, 1.0],
+            "units_p90": [2.0] * 8,
+        }
+    )
+
+
+def test_weekly_wape_by_hand():
+    # week 1: y=4, yhat=3.5 -> 0.5 ; week 2: y=4, yhat=0.5 -> 3.5 ; total y 8
+    assert metrics.weekly_wape(_frame()) == pytest.approx(4.0 / 8.0)
+
+
+def test_bias_by_hand():
+    assert metrics.bias(_frame()) == pytest.approx((4.0 - 8.0) / 8.0)
+
+
+def test_pinball_by_hand():
+    frame = _frame()
+    y = frame["y"].to_numpy(float)
+    p10 = np.where(y > 0, 0.1 * y, 0.0).sum()  # q=0 below every y
+    p50 = sum(
+        0.5 * (yy - q) if yy >= q else 0.5 * (q - yy)
+        for yy, q in zip(y, frame["units_p50"], strict=True)
+    )
+    p90 = sum(0.9 * (yy - 2) if yy >= 2 else 0.1 * (2 - yy) for yy in y)
+    assert metrics.scaled_pinball(frame) == pytest.approx((p10 + p50 + p90) / 3 / 8)
+
+
+def test_coverage_counts_inside_p10_p90():
+    # y=4 is outside [0, 2]; the other 7 inside
+    assert metrics.coverage(_frame()) == pytest.approx(7 / 8)

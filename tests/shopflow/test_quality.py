@@ -1,0 +1,578 @@
+"""The quality gate: committed GX suites, plain-words failures, severities, Data Docs."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from shopflow import quality
+from shopflow.landing import CONTRACT
+from shopflow.settings import PROJECT_ROOT, load_settings
+
+BATCH = "landing/order_lines/2025-03-01/part-0.parquet"
+LANDING_SUITES = ("landing_customers", "landing_order_lines", "landing_products")
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return load_settings({"SHOPFLOW_HOME": str(tmp_path / "home")})
+
+
+def clean_order_lines() -> pd.DataFrame:
+    """Six order lines already cast to the contract types; one guest, one return."""
+    return pd.DataFrame(
+        {
+            "order_id": ["O1", "O1", "O2", "O3", "O3", "O4"],
+            "line_number": [1, 2, 1, 1, 2, 1],
+            "ordered_at": pd.to_datetime(
+                [
+                    "2025-03-01 08:00",
+                    "2025-03-01 08:00",
+                    "2025-03-01 09:30",
+                    "2025-03-01 10:00",
+                    "2025-03-01 10:00",
+                    "2025-03-01 23:59",
+                ],
+                utc=True,
+            ),
+            "customer_id": ["C1", "C1", None, "C2", "C2", "C1"],
+            "product_id": ["P1", "P2", "P1", "P3", "P1", "P2"],
+            "quantity": [2, 1, 5, -1, 3, 1],
+            "unit_price": [2.5, 10.0, 2.5, 7.25, 2.5, 0.0],
+            "currency": ["GBP", "GBP", "EUR", "GBP", "GBP", "USD"],
+            "country": ["UK", "UK", "DE", "UK", "UK", "US"],
+        }
+    )
+
+
+def write_suite(project_root: Path, spec: dict) -> None:
+    suites = project_root / "expectations" / "suites"
+    suites.mkdir(parents=True, exist_ok=True)
+    (suites / f"{spec['name']}.json").write_text(json.dumps(spec))
+
+
+# -- suites as committed data ----------------------------------------------------------------
+def test_importing_the_module_loads_neither_gx_nor_pandas():
+    code = (
+        "import sys, shopflow.quality; "
+        "print('great_expectations' in sys.modules, 'pandas' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == "False False"
+
+
+def test_the_landing_suites_are_committed_and_blocking(settings):
+    specs = quality.load_suite_specs(settings)
+
+    assert {name: specs[name]["meta"]["severity"] for name in LANDING_SUITES} == {
+        "landing_customers": "blocking",
+        "landing_order_lines": "blocking",
+        "landing_products": "blocking",
+    }
+
+
+def test_every_committed_suite_is_a_valid_gx_suite(settings):
+    specs = quality.load_suite_specs(settings)
+
+    for name, spec in specs.items():
+        suite = quality._build_suite(spec)
+        assert (suite.name, len(suite.expectations)) == (name, len(spec["expectations"]))
+
+
+def test_order_lines_suite_requires_exactly_the_contract_columns(settings):
+    spec = quality.load_suite_specs(settings)["landing_order_lines"]
+    columns_rule = spec["expectations"][0]
+
+    assert columns_rule["type"] == "expect_table_columns_to_match_set"
+    assert columns_rule["kwargs"] == {
+        "column_set": list(CONTRACT["order_lines"]),
+        "exact_match": False,
+    }
+
+
+def test_order_lines_suite_knows_the_same_currencies_as_settings(settings):
+    spec = quality.load_suite_specs(settings)["landing_order_lines"]
+    (currency_rule,) = [
+        e for e in spec["expectations"] if e["type"] == "expect_column_values_to_be_in_set"
+    ]
+
+    assert currency_rule["kwargs"]["value_set"] == list(settings.known_currencies)
+
+
+def test_a_suite_without_plain_words_description_is_rejected(settings, tmp_path):
+    project = tmp_path / "project"
+    write_suite(
+        project,
+        {
+            "name": "undescribed",
+            "meta": {"severity": "blocking"},
+            "expectations": [
+                {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "a"}}
+            ],
+        },
+    )
+    settings = dataclasses.replace(settings, project_root=project)
+
+    with pytest.raises(ValueError, match=r"expectation #1 \(expect_column_values_to_not_be_null\)"):
+        quality.load_suite_specs(settings)
+
+
+def test_an_invalid_expectation_fails_loudly_instead_of_being_dropped(settings, tmp_path):
+    project = tmp_path / "project"
+    write_suite(
+        project,
+        {
+            "name": "typo",
+            "meta": {"severity": "blocking"},
+            "expectations": [
+                {
+                    "type": "expect_column_values_to_not_be_nul",
+                    "kwargs": {"column": "a"},
+                    "meta": {"description": "a is never missing"},
+                }
+            ],
+        },
+    )
+    settings = dataclasses.replace(settings, project_root=project)
+
+    with pytest.raises(ValueError, match=r"suite typo: expectation #1 .* is not valid"):
+        quality.validate_frame(pd.DataFrame({"a": [1]}), "typo", batch="b", settings=settings)
+
+
+def test_an_unknown_suite_name_is_an_error(settings):
+    with pytest.raises(KeyError, match="no quality suite 'landing_orders'"):
+        quality.validate_frame(
+            clean_order_lines(), "landing_orders", batch=BATCH, settings=settings
+        )
+
+
+# -- validating landing order lines ----------------------------------------------------------
+def test_a_clean_frame_passes_every_rule(settings):
+    report = quality.validate_frame(
+        clean_order_lines(), "landing_order_lines", batch=BATCH, settings=settings
+    )
+
+    assert report.suite == "landing_order_lines"
+    assert report.batch == BATCH
+    assert report.success is True
+    assert report.blocked is False
+    assert report.blocking_failures == []
+    assert report.warnings == []
+    assert report.evaluated == 11
+    assert report.summary().splitlines()[0] == (
+        f"Quality check of {BATCH} against suite landing_order_lines: all 11 rules hold"
+    )
+
+
+def _break_one_rule(rule: str) -> pd.DataFrame:
+    df = clean_order_lines()
+    if rule == "columns":
+        return df.drop(columns=["country"])
+    if rule == "line_number_null":
+        df["line_number"] = pd.array([1, 2, 1, None, 2, 1], dtype="Int64")
+    elif rule == "quantity_null":
+        df["quantity"] = pd.array([2, 1, None, -1, 3, 1], dtype="Int64")
+    elif rule == "ordered_at_null":
+        df.loc[4, "ordered_at"] = pd.NaT
+    elif rule.endswith("_null"):
+        df.loc[1, rule.removesuffix("_null")] = None
+    elif rule == "quantity_zero":
+        df.loc[[0, 2, 5], "quantity"] = 0
+    elif rule == "unit_price_negative":
+        df.loc[3, "unit_price"] = -2.5
+    elif rule == "currency_unknown":
+        df.loc[[1, 4], "currency"] = ["XXX", "eur"]
+    elif rule == "duplicate_line":
+        df.loc[1, "line_number"] = 1
+    return df
+
+
+@pytest.mark.parametrize(
+    ("rule", "expectation", "column", "message"),
+    [
+        (
+            "columns",
+            "expect_table_columns_to_match_set",
+            None,
+            "every landing contract column is present: missing country",
+        ),
+        (
+            "order_id_null",
+            "expect_column_values_to_not_be_null",
+            "order_id",
+            "order_id is never missing: 1 row breaks it",
+        ),
+        (
+            "line_number_null",
+            "expect_column_values_to_not_be_null",
+            "line_number",
+            "line_number is never missing: 1 row breaks it",
+        ),
+        (
+            "ordered_at_null",
+            "expect_column_values_to_not_be_null",
+            "ordered_at",
+            "ordered_at is never missing: 1 row breaks it",
+        ),
+        (
+            "product_id_null",
+            "expect_column_values_to_not_be_null",
+            "product_id",
+            "product_id is never missing: 1 row breaks it",
+        ),
+        (
+            "quantity_null",
+            "expect_column_values_to_not_be_null",
+            "quantity",
+            "quantity is never missing: 1 row breaks it",
+        ),
+        (
+            "unit_price_null",
+            "expect_column_values_to_not_be_null",
+            "unit_price",
+            "unit_price is never missing: 1 row breaks it",
+        ),
+        (
+            "quantity_zero",
+            "expect_column_values_to_not_be_in_set",
+            "quantity",
+            "quantity is never zero: 3 rows break it (e.g. 0, 0, 0)",
+        ),
+        (
+            "unit_price_negative",
+            "expect_column_values_to_be_between",
+            "unit_price",
+            "unit_price is never negative: 1 row breaks it (e.g. -2.5)",
+        ),
+        (
+            "currency_unknown",
+            "expect_column_values_to_be_in_set",
+            "currency",
+            "currency is a known currency code: 2 rows break it (e.g. 'XXX', 'eur')",
+        ),
+        (
+            "duplicate_line",
+            "expect_compound_columns_to_be_unique",
+            None,
+            "each (order_id, line_number) appears only once: 2 rows break it "
+            "(e.g. (order_id='O1', line_number=1), (order_id='O1', line_number=1))",
+        ),
+    ],
+)
+def test_each_order_line_rule_fails_alone_with_a_plain_words_message(
+    settings, rule, expectation, column, message
+):
+    report = quality.validate_frame(
+        _break_one_rule(rule), "landing_order_lines", batch=BATCH, settings=settings
+    )
+
+    assert report.success is False
+    assert report.blocked is True
+    assert report.warnings == []
+    assert [
+        (f.expectation, f.column, f.severity, f.message()) for f in report.blocking_failures
+    ] == [(expectation, column, "blocking", message)]
+
+
+def test_a_missing_column_reports_each_rule_on_it_as_not_checkable(settings):
+    df = clean_order_lines().drop(columns=["quantity"])
+
+    report = quality.validate_frame(df, "landing_order_lines", batch=BATCH, settings=settings)
+
+    assert [f.message() for f in report.blocking_failures] == [
+        "every landing contract column is present: missing quantity",
+        'quantity is never missing: could not be checked (The column "quantity" in BatchData '
+        "does not exist.)",
+        'quantity is never zero: could not be checked (The column "quantity" in BatchData '
+        "does not exist.)",
+    ]
+
+
+def test_failure_details_carry_count_and_up_to_five_examples(settings):
+    df = clean_order_lines()
+    df["quantity"] = 0
+
+    report = quality.validate_frame(df, "landing_order_lines", batch=BATCH, settings=settings)
+
+    (failure,) = report.blocking_failures
+    assert failure.unexpected_count == 6
+    assert failure.unexpected_examples == [0, 0, 0, 0, 0]
+    assert failure.description == "quantity is never zero"
+
+
+def test_landing_products_and_customers_suites(settings):
+    products = pd.DataFrame(
+        {
+            "product_id": ["P1", "P1", None],
+            "name": ["a", "b", "c"],
+            "category": ["x", "x", "y"],
+            "list_price": [1.0, None, -3.0],
+            "first_available_at": pd.to_datetime(["2025-01-01"] * 3, utc=True),
+        }
+    )
+    customers = pd.DataFrame(
+        {
+            "customer_id": ["C1", "C2", "C2"],
+            "created_at": pd.to_datetime(["2025-01-01"] * 3, utc=True),
+            "country": ["UK", "UK", "DE"],
+        }
+    )
+
+    product_report = quality.validate_frame(
+        products, "landing_products", batch="landing/products/2025-03-01", settings=settings
+    )
+    customer_report = quality.validate_frame(
+        customers, "landing_customers", batch="landing/customers/2025-03-01", settings=settings
+    )
+
+    assert [f.message() for f in product_report.blocking_failures] == [
+        "product_id is never missing: 1 row breaks it",
+        "each product_id appears only once: 2 rows break it (e.g. 'P1', 'P1')",
+        "list_price is never negative (when present): 1 row breaks it (e.g. -3)",
+    ]
+    assert [f.message() for f in customer_report.blocking_failures] == [
+        "each customer_id appears only once: 2 rows break it (e.g. 'C2', 'C2')",
+    ]
+
+
+# -- severity --------------------------------------------------------------------------------
+@pytest.fixture
+def tiny_suite_settings(settings, tmp_path):
+    """A suite that warns by default, with one rule overridden to block."""
+    project = tmp_path / "project"
+    write_suite(
+        project,
+        {
+            "name": "tiny",
+            "meta": {"severity": "warning"},
+            "expectations": [
+                {
+                    "type": "expect_column_values_to_not_be_null",
+                    "kwargs": {"column": "a"},
+                    "meta": {"description": "a is never missing"},
+                },
+                {
+                    "type": "expect_column_values_to_be_between",
+                    "kwargs": {"column": "b", "max_value": 10},
+                    "meta": {"description": "b is at most 10", "severity": "blocking"},
+                },
+            ],
+        },
+    )
+    return dataclasses.replace(settings, project_root=project)
+
+
+def test_suite_severity_applies_and_an_expectation_can_override_it(tiny_suite_settings):
+    df = pd.DataFrame({"a": [1.0, None], "b": [5, 11]})
+
+    report = quality.validate_frame(df, "tiny", batch="tiny/1", settings=tiny_suite_settings)
+
+    assert [f.message() for f in report.warnings] == ["a is never missing: 1 row breaks it"]
+    assert [f.message() for f in report.blocking_failures] == [
+        "b is at most 10: 1 row breaks it (e.g. 11)"
+    ]
+    assert [f.severity for f in report.warnings + report.blocking_failures] == [
+        "warning",
+        "blocking",
+    ]
+    assert report.blocked is True
+
+
+def test_warnings_alone_fail_the_report_but_do_not_block(tiny_suite_settings):
+    df = pd.DataFrame({"a": [1.0, None], "b": [5, 6]})
+
+    report = quality.validate_frame(df, "tiny", batch="tiny/1", settings=tiny_suite_settings)
+
+    assert report.success is False
+    assert report.blocked is False
+    assert report.summary().splitlines()[:2] == [
+        "Quality check of tiny/1 against suite tiny: 1 of 2 rules broken (0 blocking, 1 warning)",
+        "  warning: a is never missing: 1 row breaks it",
+    ]
+    quality.raise_if_blocked([report])  # does not raise
+
+
+def test_an_edited_suite_file_updates_the_suite_in_the_context(tiny_suite_settings):
+    df = pd.DataFrame({"a": [1.0, 2.0], "b": [5, 11]})
+    first = quality.validate_frame(df, "tiny", batch="tiny/1", settings=tiny_suite_settings)
+    path = tiny_suite_settings.expectations_dir / "suites" / "tiny.json"
+    spec = json.loads(path.read_text())
+    spec["expectations"][1]["kwargs"]["max_value"] = 20
+    path.write_text(json.dumps(spec))
+
+    second = quality.validate_frame(df, "tiny", batch="tiny/1", settings=tiny_suite_settings)
+
+    assert (first.blocked, second.blocked) == (True, False)
+
+
+# -- the gate --------------------------------------------------------------------------------
+def test_raise_if_blocked_names_batch_rule_and_data_docs_page(settings):
+    df = clean_order_lines()
+    df.loc[[0, 2], "quantity"] = 0
+    clean = quality.validate_frame(
+        clean_order_lines(),
+        "landing_order_lines",
+        batch="landing/order_lines/ok",
+        settings=settings,
+    )
+    broken = quality.validate_frame(df, "landing_order_lines", batch=BATCH, settings=settings)
+
+    with pytest.raises(quality.QualityGateError) as caught:
+        quality.raise_if_blocked([clean, broken])
+
+    assert str(caught.value) == (
+        "Data quality gate stopped the run: 1 batch broke blocking rules.\n"
+        f"- {BATCH} (suite landing_order_lines):\n"
+        "    quantity is never zero: 2 rows break it (e.g. 0, 0)\n"
+        f"    Data Docs: {broken.data_docs_path}"
+    )
+    assert caught.value.reports == [clean, broken]
+    assert caught.value.blocked_reports == [broken]
+
+
+def test_raise_if_blocked_passes_clean_reports(settings):
+    report = quality.validate_frame(
+        clean_order_lines(), "landing_order_lines", batch=BATCH, settings=settings
+    )
+
+    assert quality.raise_if_blocked([report]) is None
+
+
+# -- where things land -----------------------------------------------------------------------
+def test_the_gx_context_lives_in_the_quality_folder_with_analytics_and_progress_bars_off(
+    settings,
+):
+    quality.validate_frame(
+        clean_order_lines(), "landing_order_lines", batch=BATCH, settings=settings
+    )
+    config = (quality.gx_context_dir(settings) / "great_expectations.yml").read_text()
+
+    assert quality.gx_context_dir(settings) == settings.home / "quality" / "gx"
+    assert "analytics_enabled: false" in config
+    assert "progress_bars:\n  globally: false\n  metric_calculations: false" in config
+    stored = json.loads(
+        (quality.gx_context_dir(settings) / "expectations" / "landing_order_lines.json").read_text()
+    )
+    assert [e["meta"]["description"] for e in stored["expectations"]][-1] == (
+        "each (order_id, line_number) appears only once"
+    )
+
+
+def test_build_data_docs_renders_the_page_each_report_points_at(settings):
+    reports = [
+        quality.validate_frame(
+            clean_order_lines(),
+            "landing_order_lines",
+            batch=f"landing/order_lines/2025-03-0{day}/part-0.parquet",
+            settings=settings,
+            run_name="scheduled__2025-03-01T00:00:00+00:00",
+        )
+        for day in (1, 2)
+    ]
+    assert [r.data_docs_path.exists() for r in reports] == [False, False]
+
+    quality.build_data_docs(settings)
+
+    site = quality.data_docs_index_path(settings).parent
+    for report, day in zip(reports, (1, 2), strict=True):
+        page = report.data_docs_path
+        assert page.is_file()
+        assert page.relative_to(site).parts[:3] == (
+            "validations",
+            "landing_order_lines",
+            "scheduled__2025-03-01T00_00_00_00_00",
+        )
+        assert page.name == f"landing__order_lines__2025-03-0{day}__part-0.parquet.html"
+        assert "landing_order_lines" in page.read_text()
+
+
+def test_build_data_docs_writes_the_index_listing_the_validations(settings):
+    report = quality.validate_frame(
+        clean_order_lines(), "landing_order_lines", batch=BATCH, settings=settings
+    )
+
+    index = quality.build_data_docs(settings)
+
+    assert index == quality.data_docs_index_path(settings)
+    html = index.read_text()
+    assert report.data_docs_path.name in html
+    assert (index.parent / "expectations" / "landing_order_lines.html").is_file()
+
+
+def test_the_report_json_is_replaced_on_rerun(settings):
+    df = clean_order_lines()
+    quality.validate_frame(df, "landing_order_lines", batch=BATCH, settings=settings, run_name="r1")
+    df.loc[0, "quantity"] = 0
+    rerun = quality.validate_frame(
+        df, "landing_order_lines", batch=BATCH, settings=settings, run_name="r1"
+    )
+
+    files = sorted((settings.quality_dir / "reports" / "r1").iterdir())
+    assert [f.name for f in files] == [
+        "landing_order_lines__landing__order_lines__2025-03-01__part-0.parquet.json"
+    ]
+    saved = json.loads(files[0].read_text())
+    assert (saved["run_name"], saved["batch"], saved["success"], saved["blocked"]) == (
+        "r1",
+        BATCH,
+        False,
+        True,
+    )
+    assert saved["blocking_failures"][0]["unexpected_examples"] == [0]
+    assert saved["data_docs_path"] == str(rerun.data_docs_path)
+
+
+def test_validation_never_touches_the_network(settings, monkeypatch):
+    def no_network(*args, **kwargs):
+        raise AssertionError("quality checks must not use the network")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+
+    report = quality.validate_frame(
+        clean_order_lines(), "landing_order_lines", batch=BATCH, settings=settings
+    )
+    quality.build_data_docs(settings)
+
+    assert report.success is True
+
+
+# -- messages without GX ---------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("failure", "message"),
+    [
+        (
+            quality.FailedExpectation(
+                "expect_column_values_to_be_in_set", "c", "c is known", "blocking", 7, [None, "x"]
+            ),
+            "c is known: 7 rows break it (e.g. null, 'x')",
+        ),
+        (
+            quality.FailedExpectation(
+                "expect_column_values_to_be_between", "p", "p is small", "warning", 1, [1.5e20]
+            ),
+            "p is small: 1 row breaks it (e.g. 1.5e+20)",
+        ),
+        (
+            quality.FailedExpectation("expect_x", None, "x holds", "blocking", None, []),
+            "x holds: failed",
+        ),
+    ],
+)
+def test_failure_messages(failure, message):
+    assert failure.message() == message
