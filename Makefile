@@ -8,13 +8,14 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256s
 PYTEST_ARGS ?=
 SIZE ?= S
 
-.PHONY: install run test test-realdata lint format backtest clean help
+.PHONY: install run test test-realdata lint format backtest bench clean help
 
 help:
 	@echo "make run          generate the demo shop and run the nightly DAG through Airflow"
 	@echo "make test         lint + the test suite (no real data needed)"
 	@echo "make test-realdata  tests on ../shared/data (CI)"
 	@echo "make lint         ruff + sqlfluff"
+	@echo "make bench SIZE=M benchmark (S, M or L); writes bench/results/<size>.md"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +45,10 @@ test: install lint
 
 test-realdata: install
 	$(BIN)/python -m pytest -m realdata $(PYTEST_ARGS)
+
+# benchmark: make bench [SIZE=S|M|L]; writes bench/results/$(SIZE).md
+bench: install
+	$(BIN)/python -m bench.run --size $(SIZE) --airflow
 
 clean:
 	rm -rf .shopflow dbt_project/target dbt_project/logs

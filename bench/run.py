@@ -1,0 +1,259 @@
+"""Shopflow benchmark: how long is the night, how much memory, how does it grow.
+
+    python -m bench.run --size S|M|L [--airflow]     (make bench SIZE=M)
+
+Every stage runs in its own process (bench.stage) on a generated shop (deterministic by
+seed) and reports wall time, peak RSS and rows per second. Two comparisons run on the same
+data in the same run: "the limit" (bench/limit.sql: the marts in one hand-written DuckDB
+script) and "the usual alternative" (bench/pandas_marts.py). The Markdown report is printed
+and written to bench/results/<size>.md; no figure in it is typed in by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from importlib.metadata import version
+from pathlib import Path
+
+from bench.sizes import SIZES
+
+ROOT = Path(__file__).resolve().parent
+TARGETS = {
+    "nightly_seconds": 90.0,
+    "transform_vs_limit": 1.5,
+    "pandas_speedup": 2.0,
+    "pandas_memory_ratio": 0.5,
+    "rebuild_seconds": 15 * 60.0,
+    "rebuild_rss_mb": 6 * 1024.0,
+}
+
+
+def run_stage(stage: str, size: str, home: Path, day: dt.date) -> dict:
+    command = [
+        sys.executable,
+        "-m",
+        "bench.stage",
+        stage,
+        "--size",
+        size,
+        "--home",
+        str(home),
+        "--date",
+        day.isoformat(),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT.parent, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"stage {stage} failed:\n{done.stderr[-4000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    print(
+        f"  {stage:<16} {result['seconds']:>9.2f} s  {result['peak_rss_mb']:>8.0f} MB", flush=True
+    )
+    return result
+
+
+def run_airflow_nightly(home: Path, day: dt.date) -> dict:
+    env = {**os.environ, "SHOPFLOW_HOME": str(home)}
+    shopflow = Path(sys.executable).with_name("shopflow")
+    started = time.perf_counter()
+    done = subprocess.run(
+        [str(shopflow), "run", "--date", day.isoformat()],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"airflow nightly failed:\n{done.stderr[-4000:]}")
+    print(f"  {'nightly_airflow':<16} {seconds:>9.2f} s", flush=True)
+    return {
+        "stage": "nightly_airflow",
+        "seconds": round(seconds, 3),
+        "rows": 0,
+        "peak_rss_mb": None,
+        "detail": {},
+    }
+
+
+def machine() -> dict:
+    mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
+    return {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {mem_gb:.0f} GB RAM",
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "versions": ", ".join(
+            f"{p} {version(p)}"
+            for p in (
+                "duckdb",
+                "dbt-core",
+                "dbt-duckdb",
+                "apache-airflow",
+                "great_expectations",
+                "xgboost",
+                "pandas",
+            )
+        ),
+    }
+
+
+def _fmt(value, digits=2) -> str:
+    return "—" if value is None else f"{value:,.{digits}f}"
+
+
+def report(size: str, results: dict[str, dict], info: dict) -> str:
+    spec = SIZES[size]
+    lines = [
+        f"# Shopflow benchmark, size {size}",
+        "",
+        f"Shop: {spec.customers:,} customers, {spec.products:,} products, {spec.days} days "
+        f"(seed {spec.seed}); {results['generate']['rows']:,} order lines.",
+        f"Machine: {info['machine']}; {info['os']}; Python {info['python']}.",
+        f"Versions: {info['versions']}.",
+        f"Run at {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC with `python -m bench.run "
+        f"--size {size}`.",
+        "",
+        "| stage | wall s | rows | rows/s | peak RSS MB |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for name, r in results.items():
+        rate = r["rows"] / r["seconds"] if r["rows"] and r["seconds"] else None
+        lines.append(
+            f"| {name} | {_fmt(r['seconds'])} | {r['rows']:,} | {_fmt(rate, 0)} | "
+            f"{_fmt(r['peak_rss_mb'], 0)} |"
+        )
+    nightly = results["nightly"]
+    steps = nightly["detail"]["steps"]
+    lines += [
+        "",
+        "Nightly incremental run, one new date, by step (seconds):",
+        "",
+        "| " + " | ".join(steps) + " |",
+        "|" + " ---: |" * len(steps),
+        "| " + " | ".join(_fmt(v) for v in steps.values()) + " |",
+        "",
+    ]
+    transform = steps["build_warehouse"]
+    limit = results["limit_sql"]["seconds"]
+    pandas = results["pandas_marts"]
+    transform_rss = nightly["detail"].get("transform_peak_rss_mb")
+    rebuild = sum(
+        results[s]["seconds"]
+        for s in ("ingest_history", "dbt_full_build", "train_forecast", "train_recommend")
+    )
+    rebuild_rss = max(
+        results[s]["peak_rss_mb"]
+        for s in ("ingest_history", "dbt_full_build", "train_forecast", "train_recommend")
+    )
+    checks = [
+        (
+            "nightly end to end (in-process steps)",
+            f"{nightly['seconds']:.1f} s",
+            f"< {TARGETS['nightly_seconds']:.0f} s",
+            nightly["seconds"] < TARGETS["nightly_seconds"],
+        ),
+        (
+            "transform stage / limit script",
+            f"{transform / limit:.2f}x ({transform:.1f} s vs {limit:.1f} s)",
+            f"<= {TARGETS['transform_vs_limit']}x",
+            transform / limit <= TARGETS["transform_vs_limit"],
+        ),
+        (
+            "pandas time / transform stage",
+            f"{pandas['seconds'] / transform:.2f}x ({pandas['seconds']:.1f} s)",
+            f">= {TARGETS['pandas_speedup']}x",
+            pandas["seconds"] / transform >= TARGETS["pandas_speedup"],
+        ),
+        (
+            "transform peak RSS / pandas peak RSS",
+            f"{transform_rss / pandas['peak_rss_mb']:.2f} ({transform_rss:.0f} MB vs "
+            f"{pandas['peak_rss_mb']:.0f} MB)"
+            if transform_rss
+            else "—",
+            f"<= {TARGETS['pandas_memory_ratio']}",
+            bool(transform_rss)
+            and transform_rss / pandas["peak_rss_mb"] <= TARGETS["pandas_memory_ratio"],
+        ),
+        (
+            "full rebuild + training both models",
+            f"{rebuild:.1f} s",
+            f"< {TARGETS['rebuild_seconds']:.0f} s",
+            rebuild < TARGETS["rebuild_seconds"],
+        ),
+        (
+            "full rebuild peak RSS",
+            f"{rebuild_rss:.0f} MB",
+            f"< {TARGETS['rebuild_rss_mb']:.0f} MB",
+            rebuild_rss < TARGETS["rebuild_rss_mb"],
+        ),
+    ]
+    if "nightly_airflow" in results:
+        seconds = results["nightly_airflow"]["seconds"]
+        checks.insert(
+            1,
+            (
+                "nightly through Airflow (`shopflow run`)",
+                f"{seconds:.1f} s",
+                f"< {TARGETS['nightly_seconds']:.0f} s",
+                seconds < TARGETS["nightly_seconds"],
+            ),
+        )
+    lines += ["| comparison | measured | target (size M) | met |", "| --- | --- | --- | --- |"]
+    lines += [f"| {a} | {b} | {c} | {'yes' if d else 'no'} |" for a, b, c, d in checks]
+    lines += [
+        "",
+        "Transform stage = the nightly `dbt build` (incremental models + tests) for one "
+        "new date. Limit = bench/limit.sql computing the same marts in full, in one DuckDB "
+        "connection. Pandas = bench/pandas_marts.py computing the same marts from the "
+        "landing Parquet files.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", default="S", choices=sorted(SIZES))
+    parser.add_argument("--home", type=Path, help="working folder (default bench/.work/<size>)")
+    parser.add_argument(
+        "--airflow",
+        action="store_true",
+        help="also run the last date through Airflow (`shopflow run`)",
+    )
+    args = parser.parse_args()
+    spec = SIZES[args.size]
+    home = args.home or ROOT / ".work" / args.size
+    shutil.rmtree(home, ignore_errors=True)
+    end = spec.end
+    history, nightly = end - dt.timedelta(days=2), end - dt.timedelta(days=1)
+    print(f"Shopflow benchmark size {args.size} in {home}", flush=True)
+    results = {}
+    results["generate"] = run_stage("generate", args.size, home, end)
+    results["ingest_history"] = run_stage("ingest_history", args.size, home, history)
+    results["dbt_full_build"] = run_stage("dbt_full_build", args.size, home, history)
+    results["train_forecast"] = run_stage("train_forecast", args.size, home, history)
+    results["train_recommend"] = run_stage("train_recommend", args.size, home, history)
+    results["nightly"] = run_stage("nightly", args.size, home, nightly)
+    if args.airflow:
+        results["nightly_airflow"] = run_airflow_nightly(home, end)
+    results["limit_sql"] = run_stage("limit_sql", args.size, home, nightly)
+    results["pandas_marts"] = run_stage("pandas_marts", args.size, home, nightly)
+    text = report(args.size, results, machine())
+    out = ROOT / "results" / f"{args.size}.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    (ROOT / "results" / f"{args.size}.json").write_text(json.dumps(results, indent=2))
+    print("\n" + text)
+    print(f"written to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""One benchmark stage in its own process, so its peak memory is its own.
+
+    python -m bench.stage STAGE --size S --home DIR --date YYYY-MM-DD
+
+Prints one JSON line: {"stage", "seconds", "rows", "peak_rss_mb", "detail"}.
+Peak RSS is the larger of this process's and its children's (dbt runs as a child).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import resource
+import time
+from pathlib import Path
+
+from bench.sizes import SIZES
+from shopflow.settings import load_settings
+
+
+def _peak_rss_mb() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, children) / 1024.0
+
+
+def _count(settings, sql: str) -> int:
+    from shopflow.warehouse import connect
+
+    with connect(settings, read_only=True) as con:
+        return int(con.execute(sql).fetchone()[0])
+
+
+def run_stage(stage: str, size: str, home: Path, run_date: dt.date) -> dict:
+    settings = load_settings({"SHOPFLOW_HOME": str(home)})
+    settings.ensure_dirs()
+    detail: dict = {}
+    started = time.perf_counter()
+    if stage == "generate":
+        from shopflow.generator import generate_shop
+
+        shop = generate_shop(SIZES[size], settings.landing_dir)
+        rows = shop.order_lines
+        detail = {"orders": shop.orders, "customers": shop.customers, "products": shop.products}
+    elif stage == "ingest_history":
+        from shopflow.ingest import ingest_landing
+
+        result = ingest_landing(settings, run_date)
+        rows = sum(result.rows.values())
+        detail = result.as_dict()
+    elif stage == "dbt_full_build":
+        from shopflow.dbt import build_warehouse
+
+        detail = build_warehouse(settings, run_date, full_refresh=True).summary()
+        rows = _count(
+            settings,
+            f"select count(*) from marts.fct_order_lines where ordered_date <= '{run_date}'",
+        )
+    elif stage in ("train_forecast", "train_recommend"):
+        from ml.lifecycle import train_model
+        from ml.registry import Registry
+
+        name = "demand_forecast" if stage == "train_forecast" else "recommendations"
+        result = train_model(settings, name, run_date, created_by="bench")
+        Registry(settings).promote(name, result.version.version, actor="bench", reason="bench")
+        rows = int(result.version.data_fingerprint.get("rows", 0))
+        detail = {"version": result.version.version}
+    elif stage == "nightly":
+        from shopflow.pipeline import NIGHTLY_STEPS
+
+        steps = {}
+        rows = 0
+        for name, step in NIGHTLY_STEPS.items():
+            if name == "ensure_models":
+                continue
+            t0 = time.perf_counter()
+            out = step(settings, run_date)
+            steps[name] = round(time.perf_counter() - t0, 2)
+            if name == "build_warehouse":
+                # dbt is this process's only child: its peak is the transform stage's memory
+                children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+                detail["transform_peak_rss_mb"] = round(children / 1024.0, 1)
+            if name == "ingest_landing":
+                rows = sum(out.get("rows_loaded", {}).values())
+        detail["steps"] = steps
+    elif stage == "limit_sql":
+        import duckdb
+
+        script = (Path(__file__).with_name("limit.sql")).read_text()
+        target = settings.home / "limit.duckdb"
+        target.unlink(missing_ok=True)
+        con = duckdb.connect(str(target))
+        con.execute(f"set threads = {settings.duckdb_threads}")
+        con.execute(f"set memory_limit = '{settings.duckdb_memory_limit}'")
+        con.execute(f"attach '{settings.warehouse_path}' as wh (read_only)")
+        con.execute("create schema if not exists raw")
+        con.execute("create or replace view raw.order_lines as select * from wh.raw.order_lines")
+        con.execute(script.replace("$RUN_DATE", run_date.isoformat()))
+        rows = int(con.execute("select count(*) from lim.fct_order_lines").fetchone()[0])
+        con.close()
+    elif stage == "pandas_marts":
+        from bench.pandas_marts import compute_marts
+
+        detail = compute_marts(settings.landing_dir, settings.home / "pandas_marts", run_date)
+        rows = detail["fct_order_lines"]
+    else:
+        raise SystemExit(f"unknown stage {stage}")
+    seconds = time.perf_counter() - started
+    return {
+        "stage": stage,
+        "seconds": round(seconds, 3),
+        "rows": rows,
+        "peak_rss_mb": round(_peak_rss_mb(), 1),
+        "detail": detail,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("stage")
+    parser.add_argument("--size", default="S")
+    parser.add_argument("--home", required=True, type=Path)
+    parser.add_argument("--date", required=True, type=dt.date.fromisoformat)
+    args = parser.parse_args()
+    print(json.dumps(run_stage(args.stage, args.size, args.home, args.date), default=str))
+
+
+if __name__ == "__main__":
+    main()
