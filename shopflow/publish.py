@@ -233,11 +233,18 @@ def publish(settings: Settings, run_date: dt.date) -> dict:
     lock = settings.published_db_path.with_suffix(".duckdb.lock")
     with file_lock(lock):
         # stage everything first: a failure here leaves the published outputs untouched
-        staged_dirs = {
-            table: stage_parquet(settings, table, run_date, predictions[table])
-            for table in EXPORT_TABLES
-        }
-        staged_db = stage_published_db(settings, run_date, tables)
+        staged_dirs: dict[str, Path] = {}
+        try:
+            for table in EXPORT_TABLES:
+                staged_dirs[table] = stage_parquet(settings, table, run_date, predictions[table])
+            staged_db = stage_published_db(settings, run_date, tables)
+        except BaseException:
+            for staged in staged_dirs.values():
+                shutil.rmtree(staged, ignore_errors=True)
+            settings.published_db_path.with_name(
+                settings.published_db_path.name + ".staged"
+            ).unlink(missing_ok=True)
+            raise
         # then swap in: renames only
         for table, staged in staged_dirs.items():
             _swap_in_dir(staged, parquet_dir(settings, table, run_date))

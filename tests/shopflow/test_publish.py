@@ -1,0 +1,130 @@
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+
+import duckdb
+import pandas as pd
+import pytest
+
+from ml.scoring import write_predictions
+from shopflow import publish
+
+DAY = dt.date(2025, 3, 1)
+
+
+def _recs(day: dt.date, customers: int = 3, product_prefix: str = "P") -> pd.DataFrame:
+    rows = [
+        (day, f"C{c}", rank, f"{product_prefix}{rank}", 1.0 / rank, "popular", "v1")
+        for c in range(customers)
+        for rank in range(1, 11)
+    ]
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "run_date",
+            "customer_id",
+            "rank",
+            "product_id",
+            "score",
+            "reason",
+            "model_version",
+        ],
+    )
+
+
+def _forecast(day: dt.date) -> pd.DataFrame:
+    rows = [
+        (day, "P1", day + dt.timedelta(days=h), h, 1.0, 0.0, 1.0, 2.0, "v1") for h in range(1, 29)
+    ]
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "run_date",
+            "product_id",
+            "forecast_date",
+            "horizon_days",
+            "units_mean",
+            "units_p10",
+            "units_p50",
+            "units_p90",
+            "model_version",
+        ],
+    )
+
+
+def _predict(settings, day, recs=None):
+    write_predictions(settings, "recommendations", day, _recs(day) if recs is None else recs)
+    write_predictions(settings, "demand_forecast", day, _forecast(day))
+
+
+def _published(settings, sql: str):
+    con = duckdb.connect(str(settings.published_db_path), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def _digest(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_publish_writes_database_and_parquet(settings):
+    _predict(settings, DAY)
+    summary = publish.publish(settings, DAY)
+    assert summary["rows"]["recommendations"] == 30
+    assert summary["rows"]["demand_forecast"] == 28
+    assert _published(settings, "select count(*) from exports.recommendations") == [(30,)]
+    folder = settings.exports_dir / "recommendations" / f"run_date={DAY}"
+    assert len(pd.read_parquet(folder)) == 30
+
+
+def test_rerun_replaces_the_date_and_keeps_other_dates(settings):
+    earlier = DAY - dt.timedelta(days=1)
+    _predict(settings, earlier)
+    publish.publish(settings, earlier)
+    earlier_file = (
+        settings.exports_dir / "recommendations" / f"run_date={earlier}" / "part-0.parquet"
+    )
+    earlier_digest = _digest(earlier_file)
+    _predict(settings, DAY)
+    publish.publish(settings, DAY)
+    _predict(settings, DAY, _recs(DAY, customers=2, product_prefix="Q"))
+    publish.publish(settings, DAY)
+    counts = _published(
+        settings,
+        "select run_date, count(*), min(product_id) from exports.recommendations "
+        "group by run_date order by run_date",
+    )
+    assert counts == [(earlier, 30, "P1"), (DAY, 20, "Q1")]
+    assert _digest(earlier_file) == earlier_digest
+
+
+def test_failed_publish_leaves_published_outputs_untouched(settings, monkeypatch):
+    _predict(settings, DAY)
+    publish.publish(settings, DAY)
+    before = _digest(settings.published_db_path)
+    parquet = settings.exports_dir / "recommendations" / f"run_date={DAY}" / "part-0.parquet"
+    parquet_before = _digest(parquet)
+    _predict(settings, DAY, _recs(DAY, customers=5, product_prefix="Z"))
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(publish, "stage_published_db", broken)
+    with pytest.raises(OSError, match="disk full"):
+        publish.publish(settings, DAY)
+    assert _digest(settings.published_db_path) == before
+    assert _digest(parquet) == parquet_before
+    leftovers = [p.name for p in settings.exports_dir.rglob("*") if ".staged" in p.name]
+    assert leftovers == []
+
+
+def test_nothing_to_publish_is_an_error_naming_the_table(settings):
+    write_predictions(settings, "recommendations", DAY, _recs(DAY))
+    write_predictions(settings, "demand_forecast", DAY, _forecast(DAY).head(0))
+    with pytest.raises(
+        RuntimeError, match="predictions.demand_forecast has no rows for 2025-03-01"
+    ):
+        publish.publish(settings, DAY)
