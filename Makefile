@@ -46,6 +46,10 @@ test: install lint
 test-realdata: install
 	$(BIN)/python -m pytest -m realdata $(PYTEST_ARGS)
 
+backtest: install
+	$(BIN)/shopflow backtest forecast
+	$(BIN)/shopflow backtest recommend
+
 # benchmark: make bench [SIZE=S|M|L]; writes bench/results/$(SIZE).md
 bench: install
 	$(BIN)/python -m bench.run --size $(SIZE) --airflow

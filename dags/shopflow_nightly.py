@@ -10,10 +10,12 @@ date's outputs.
 | --- | --- | --- |
 | `ingest_landing` | validates new/changed landing partitions up to the date, loads them into `raw` | bad landing data: the log names file, column/rule and the Data Docs page. Nothing was loaded. Fix or replace the file, clear the task. |
 | `build_warehouse` | `dbt build` of staging, marts, features (with dbt tests) | the log names the failed model/test; see `$SHOPFLOW_HOME/dbt/logs/dbt.log` |
+| `validate_marts` | quality gate on the marts: references, continuous daily demand, raw ↔ mart row counts; net units (warning) | the log names the rule and the Data Docs page; see docs/runbooks/quality_gate.md |
 | `ensure_models` | trains first models if a model has no champion | — |
 | `score_forecast`, `score_recommendations` | score with the champion models | missing champion or corrupted artifact: see `shopflow models list` |
 | `validate_predictions` | quality gate on predictions | nothing was published; yesterday's exports are intact |
 | `publish_exports` | atomically publishes `exports.*` and Parquet | yesterday's exports are intact |
+| `check_published` | runs last, whatever happened upstream: when a model version changed since the previous published run, checks coverage, row counts, NaN share and shift (or, if nothing was published, whether scoring with the new champion failed) | the new champion was rolled back, the exports for the date rebuilt with the previous one; see docs/lifecycle.md, runbook "The model was rolled back last night" |
 
 Data errors fail at once (not retried); infrastructure errors are retried twice.
 Only one run at a time (`max_active_runs=1`) and every task runs in the one-slot
@@ -35,7 +37,7 @@ with DAG(
     dag_id="shopflow_nightly",
     # data interval [D 03:00, D+1 03:00) UTC: the run for business date D starts at 03:00 on D+1
     schedule=CronDataIntervalTimetable("0 3 * * *", timezone="UTC"),
-    start_date=dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
+    start_date=dt.datetime(2000, 1, 1, tzinfo=dt.UTC),  # any business date can be backfilled
     catchup=False,
     max_active_runs=1,
     default_args=default_args(),
@@ -54,6 +56,12 @@ with DAG(
         from shopflow.pipeline import run_step
 
         return run_step("build_warehouse", ds)
+
+    @task(doc_md="Quality gate on the marts after dbt build.")
+    def validate_marts(ds: str | None = None) -> dict:
+        from shopflow.pipeline import run_step
+
+        return run_step("validate_marts", ds)
 
     @task(doc_md="Train and promote first models when a model has no champion.")
     def ensure_models(ds: str | None = None) -> dict:
@@ -88,7 +96,17 @@ with DAG(
 
         return run_step("publish_exports", ds)
 
-    models = ingest_landing() >> build_warehouse() >> ensure_models()
+    @task(
+        # runs after any upstream outcome: a new champion that breaks scoring is rolled back too
+        trigger_rule="all_done",
+        doc_md="Check a newly promoted champion's outputs; roll back and republish on failure.",
+    )
+    def check_published(ds: str | None = None) -> dict:
+        from shopflow.pipeline import run_step
+
+        return run_step("check_published", ds)
+
+    models = ingest_landing() >> build_warehouse() >> validate_marts() >> ensure_models()
     scores = [score_forecast(), score_recommendations()]
     models >> scores
-    scores >> validate_predictions() >> publish_exports()
+    scores >> validate_predictions() >> publish_exports() >> check_published()

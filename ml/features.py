@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
+
+from ml.recommend.similarity import name_neighbours
 
 
 @dataclass
@@ -25,6 +27,9 @@ class RecommendInputs:
     purchases: pd.DataFrame  # customer_id, product_id, ordered_date (merchandise, no returns)
     active_customers: list[str]
     sellable: set[str]
+    cooccurrence: pd.DataFrame | None = None  # feat_product_cooccurrence (all cutoffs)
+    similar: pd.DataFrame | None = None  # product name neighbours (ml.recommend.similarity)
+    countries: dict[str, str] = field(default_factory=dict)  # customer_id -> country
 
 
 def read_forecast_inputs(con, as_of: dt.date) -> ForecastInputs:
@@ -70,7 +75,31 @@ def read_recommend_inputs(con, as_of: dt.date, active_customer_days: int) -> Rec
             "select product_id from marts.dim_products where is_sellable"
         ).fetchall()
     }
-    return RecommendInputs(pairs, popularity, purchases, active, sellable)
+    cooccurrence = con.execute(
+        "select cutoff_date, product_id, related_product_id, co_orders, confidence, cosine "
+        "from features.feat_product_cooccurrence where cutoff_date <= ? "
+        "order by cutoff_date, product_id, related_product_id",
+        [as_of],
+    ).df()
+    names = con.execute(
+        "select product_id, product_name from marts.dim_products "
+        "where not is_non_product order by product_id"
+    ).df()
+    countries = dict(
+        con.execute(
+            "select customer_id, country from marts.dim_customers where country is not null"
+        ).fetchall()
+    )
+    return RecommendInputs(
+        pairs,
+        popularity,
+        purchases,
+        active,
+        sellable,
+        cooccurrence=cooccurrence,
+        similar=name_neighbours(names),
+        countries=countries,
+    )
 
 
 def frame_fingerprint(frame: pd.DataFrame) -> dict:

@@ -102,6 +102,21 @@ def _ensure_schema(con) -> None:
     )
     con.execute(
         """
+        create table if not exists evaluations (
+            evaluated_at timestamp not null,
+            retrain_date date not null,
+            model_name varchar not null,
+            challenger_version varchar not null,
+            champion_version varchar,
+            candidate varchar not null,
+            fold varchar not null,
+            metric varchar not null,
+            value double
+        )
+        """
+    )
+    con.execute(
+        """
         create table if not exists registry_events (
             event_at timestamp not null,
             model_name varchar not null,
@@ -262,6 +277,125 @@ class Registry:
             )
             self._event(con, model_name, version, status, actor, reason)
 
+    def rollback(
+        self, model_name: str, failed_version: str, to_version: str, *, actor: str, reason: str
+    ) -> None:
+        """Mark ``failed_version`` rolled_back and make ``to_version`` champion, atomically.
+
+        Same lock and transaction as :meth:`promote`, so readers never see zero or two
+        champions in between.
+        """
+        if failed_version == to_version:
+            raise ValueError(f"{model_name}: cannot roll {failed_version} back to itself")
+        with self._connect() as con:
+            _ensure_schema(con)
+            con.execute("begin transaction")
+            try:
+                for version in (failed_version, to_version):
+                    found = con.execute(
+                        "select 1 from model_versions where model_name = ? and version = ?",
+                        [model_name, version],
+                    ).fetchone()
+                    if found is None:
+                        raise KeyError(f"{model_name} has no version {version}")
+                now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+                con.execute(
+                    "update model_versions set status = 'rolled_back', status_reason = ?, "
+                    "status_changed_at = ? where model_name = ? and version = ?",
+                    [reason, now, model_name, failed_version],
+                )
+                # any other champion (there should be none) steps down too: one champion
+                con.execute(
+                    "update model_versions set status = 'retired', status_reason = ?, "
+                    "status_changed_at = ? where model_name = ? and status = 'champion' "
+                    "and version <> ?",
+                    [f"replaced by {to_version} (rollback)", now, model_name, to_version],
+                )
+                con.execute(
+                    "update model_versions set status = 'champion', status_reason = ?, "
+                    "status_changed_at = ? where model_name = ? and version = ?",
+                    [f"restored after rollback of {failed_version}", now, model_name, to_version],
+                )
+                self._event(con, model_name, failed_version, "rolled_back", actor, reason)
+                self._event(
+                    con, model_name, to_version, "restored", actor, f"rollback of {failed_version}"
+                )
+                con.execute("commit")
+            except Exception:
+                con.execute("rollback")
+                raise
+
+    def record_decision(
+        self, model_name: str, version: str, *, action: str, actor: str, reason: str
+    ) -> None:
+        """Put a decision that changes no status (e.g. ``kept_challenger``) on record."""
+        with self._connect() as con:
+            _ensure_schema(con)
+            now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+            con.execute(
+                "update model_versions set status_reason = ?, status_changed_at = ? "
+                "where model_name = ? and version = ?",
+                [reason, now, model_name, version],
+            )
+            self._event(con, model_name, version, action, actor, reason)
+
+    def record_evaluation(
+        self,
+        model_name: str,
+        challenger_version: str,
+        champion_version: str | None,
+        retrain_date: dt.date,
+        evaluation: dict,
+    ) -> None:
+        """Store a fold evaluation (``FoldEvaluation.as_dict()``): one row per candidate, fold
+        (or ``mean``) and metric, and the summary in the challenger's ``metrics`` record."""
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        rows = []
+        folds = list(zip(evaluation["folds"], evaluation["per_fold"], strict=True))
+        for fold, results in [*folds, ("mean", evaluation["mean"])]:
+            for candidate, scores in results.items():
+                for metric, value in scores.items():
+                    number = None if value is None else float(value)
+                    rows.append(
+                        (now, retrain_date, model_name, challenger_version, champion_version,
+                         candidate, fold, metric, number)
+                    )  # fmt: skip
+        with self._connect() as con:
+            _ensure_schema(con)
+            con.execute("begin transaction")
+            try:
+                con.execute(
+                    "delete from evaluations where model_name = ? and challenger_version = ? "
+                    "and retrain_date = ?",
+                    [model_name, challenger_version, retrain_date],
+                )
+                if rows:
+                    con.executemany(
+                        "insert into evaluations values (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
+                    )
+                current = con.execute(
+                    "select metrics from model_versions where model_name = ? and version = ?",
+                    [model_name, challenger_version],
+                ).fetchone()
+                merged = json.loads(current[0]) if current and current[0] else {}
+                merged["fold_evaluation"] = {
+                    "retrain_date": retrain_date.isoformat(),
+                    "champion_version": champion_version,
+                    **evaluation,
+                }
+                con.execute(
+                    "update model_versions set metrics = ? where model_name = ? and version = ?",
+                    [
+                        json.dumps(merged, sort_keys=True, default=float),
+                        model_name,
+                        challenger_version,
+                    ],
+                )
+                con.execute("commit")
+            except Exception:
+                con.execute("rollback")
+                raise
+
     @staticmethod
     def _event(con, model_name, version, action, actor, reason) -> None:
         con.execute(
@@ -298,6 +432,35 @@ class Registry:
         if len(found) > 1:  # guarded by promote(); kept as a loud invariant check
             raise RuntimeError(f"{model_name} has {len(found)} champions; expected one")
         return found[0] if found else None
+
+    def events(self, model_name: str | None = None) -> list[dict]:
+        """The registry's decision log, oldest first."""
+        if not self.path.exists():
+            return []
+        with self._connect() as con:
+            _ensure_schema(con)
+            frame = con.execute(
+                "select event_at, model_name, version, action, actor, reason from registry_events "
+                "where ? is null or model_name = ? order by event_at, rowid",
+                [model_name, model_name],
+            ).fetchall()
+        keys = ("event_at", "model_name", "version", "action", "actor", "reason")
+        return [dict(zip(keys, row, strict=True)) for row in frame]
+
+    def previous_champion(self, model_name: str) -> ModelVersion | None:
+        """The version that was champion before the current one (not itself rolled back)."""
+        current = self.champion(model_name)
+        seen = []
+        for event in reversed(self.events(model_name)):
+            if event["action"] in ("promoted", "restored") and (
+                current is None or event["version"] != current.version
+            ):
+                seen.append(event["version"])
+        for version in seen:
+            candidate = self.get(model_name, version)
+            if candidate is not None and candidate.status != "rolled_back":
+                return candidate
+        return None
 
     def versions(self, model_name: str | None = None) -> list[ModelVersion]:
         if model_name is None:

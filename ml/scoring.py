@@ -12,7 +12,7 @@ from ml.features import read_forecast_inputs, read_recommend_inputs
 from ml.forecast.model import MODEL_NAME as FORECAST_MODEL
 from ml.forecast.model import DemandForecaster
 from ml.recommend.ranker import MODEL_NAME as RANKER_MODEL
-from ml.recommend.ranker import Ranker, build_candidates
+from ml.recommend.ranker import Ranker, candidates_for
 from ml.registry import ModelVersion, Registry
 from shopflow.warehouse import connect
 
@@ -102,21 +102,12 @@ def score_recommendations(settings, run_date: dt.date, registry: Registry | None
     registry = registry or Registry(settings)
     champion = champion_or_fail(registry, RANKER_MODEL)
     ranker = Ranker.load(registry.verified_artifact_dir(champion))
-    if ranker.params.k != settings.recommendations_k:
-        ranker.params = type(ranker.params)(
-            **{**ranker.params.__dict__, "k": settings.recommendations_k}
-        )
     with connect(settings, read_only=True) as con:
         inputs = read_recommend_inputs(con, run_date, settings.active_customer_days)
-    candidates = build_candidates(
-        inputs.pairs,
-        inputs.popularity,
-        inputs.active_customers,
-        run_date,
-        ranker.params,
-        allowed=inputs.sellable,
+    candidates = candidates_for(
+        inputs, inputs.active_customers, run_date, ranker.params, allowed=inputs.sellable
     )
-    lists = ranker.recommend(candidates)
+    lists = ranker.recommend(candidates, k=settings.recommendations_k)
     lists.insert(0, "run_date", run_date)
     lists["model_version"] = champion.version
     rows = write_predictions(settings, "recommendations", run_date, lists)

@@ -15,22 +15,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from ml import metrics
 from ml.features import ForecastInputs, RecommendInputs, frame_fingerprint
-from ml.forecast import baselines as forecast_baselines
+from ml.forecast import backtest as forecast_backtest
 from ml.forecast.model import FEATURES as FORECAST_FEATURES
 from ml.forecast.model import MODEL_NAME as FORECAST_MODEL
-from ml.forecast.model import (
-    DemandForecaster,
-    ForecastParams,
-    active_at_origin,
-    build_training_frame,
-    expand_horizons,
-)
-from ml.recommend import baselines as recommend_baselines
+from ml.forecast.model import DemandForecaster, ForecastParams, build_training_frame
+from ml.recommend import backtest as recommend_backtest
 from ml.recommend.ranker import FEATURES as RANKER_FEATURES
 from ml.recommend.ranker import MODEL_NAME as RANKER_MODEL
-from ml.recommend.ranker import Ranker, RankerParams, build_candidates, label_candidates
+from ml.recommend.ranker import Ranker, RankerParams
 from ml.registry import ModelVersion, Registry
 
 log = logging.getLogger(__name__)
@@ -46,44 +39,19 @@ class TrainingResult:
 # -- forecasting ---------------------------------------------------------------------------
 def forecast_holdout_frame(feat: pd.DataFrame, origin: dt.date, horizon: int) -> pd.DataFrame:
     """Population (products active at origin) x horizons with actual units y (0 if unsold)."""
-    origin_rows = active_at_origin(
-        feat[pd.to_datetime(feat["demand_date"]) == pd.Timestamp(origin)], 90
-    )
-    rows = expand_horizons(origin_rows, horizon)
-    actual = feat[["product_id", "demand_date", "units_sold"]].rename(
-        columns={"demand_date": "forecast_date", "units_sold": "y"}
-    )
-    actual["forecast_date"] = pd.to_datetime(actual["forecast_date"])
-    rows = rows.merge(actual, on=["product_id", "forecast_date"], how="left")
-    rows["y"] = rows["y"].fillna(0.0)
-    return rows
+    return forecast_backtest.holdout_frame(feat, origin, horizon, active_days=90)
 
 
 def evaluate_forecaster(
     feat: pd.DataFrame, origin: dt.date, params: ForecastParams
 ) -> dict[str, dict[str, float]]:
-    """Fit at ``origin``, score the following H days; baselines on the same rows."""
-    holdout = forecast_holdout_frame(feat, origin, params.horizon_days)
-    if holdout.empty:
+    """Fit at ``origin``, score the following H days; baselines on the same rows.
+
+    Metrics overall and by volume tier (``metric:tier``), see ``ml.forecast.backtest``."""
+    rows, _ = forecast_backtest.forecast_candidates(feat, origin, params)
+    if rows.empty:
         return {}
-    model = DemandForecaster.train(build_training_frame(feat, origin, params), params)
-    predicted = model.predict_rows(holdout)
-    results = {"model": metrics.forecast_metrics(holdout.assign(**_preds(predicted)))}
-    history = feat[pd.to_datetime(feat["demand_date"]) <= pd.Timestamp(origin)]
-    population = holdout[["product_id", "horizon_days"]]
-    for name, baseline in forecast_baselines.BASELINES.items():
-        forecast = baseline(history, population, origin)
-        joined = holdout[["product_id", "horizon_days", "y"]].merge(
-            forecast, on=["product_id", "horizon_days"], how="left"
-        )
-        results[name] = metrics.forecast_metrics(joined)
-    return results
-
-
-def _preds(predicted: pd.DataFrame) -> dict:
-    return {
-        c: predicted[c].to_numpy() for c in ("units_mean", "units_p10", "units_p50", "units_p90")
-    }
+    return forecast_backtest.summarize(rows)
 
 
 def train_forecaster(
@@ -93,11 +61,20 @@ def train_forecaster(
     *,
     params: ForecastParams | None = None,
     created_by: str = "shopflow",
+    backtest_origins: int = 2,
+    backtest: forecast_backtest.BacktestResult | None = None,
 ) -> TrainingResult:
+    """Backtest the configuration (rolling origin, ``backtest_origins`` 28-day windows ending
+    at ``run_date``; or reuse ``backtest`` when the caller already ran it), then fit on
+    everything up to ``run_date`` and register it. The backtest is the version's record, so
+    publishing puts it into ``exports.model_performance``."""
     params = params or ForecastParams()
-    evaluation = evaluate_forecaster(
-        inputs.feat, run_date - dt.timedelta(days=HOLDOUT_DAYS), params
-    )
+    if backtest is None:
+        backtest = forecast_backtest.backtest_forecaster(
+            inputs.feat, run_date, params, n_origins=backtest_origins
+        )
+    evaluation = backtest.results
+    first_origin = backtest.origins[0] if backtest.origins else run_date
     training = build_training_frame(inputs.feat, run_date, params)
     model = DemandForecaster.train(training, params)
     with tempfile.TemporaryDirectory(dir=registry.settings.tmp_dir) as tmp:
@@ -110,7 +87,8 @@ def train_forecaster(
             params=params.__dict__,
             feature_schema=FORECAST_FEATURES,
             metrics={
-                "holdout_origin": (run_date - dt.timedelta(days=HOLDOUT_DAYS)).isoformat(),
+                "holdout_origin": first_origin.isoformat(),
+                "backtest_origins": [o.isoformat() for o in backtest.origins],
                 "primary_metric": "weekly_wape",
                 "results": evaluation,
             },
@@ -121,74 +99,15 @@ def train_forecaster(
 
 
 # -- recommendations -----------------------------------------------------------------------
-def purchases_between(purchases: pd.DataFrame, start: dt.date, end: dt.date) -> pd.DataFrame:
-    """Purchases with start < ordered_date <= end."""
-    dates = pd.to_datetime(purchases["ordered_date"])
-    return purchases[(dates > pd.Timestamp(start)) & (dates <= pd.Timestamp(end))]
-
-
-def _bought_sets(window: pd.DataFrame) -> dict[str, set[str]]:
-    return {c: set(g["product_id"]) for c, g in window.groupby("customer_id")}
-
-
-def ranking_report(
-    lists: pd.DataFrame, purchases: pd.DataFrame, cutoff: dt.date, k: int
-) -> dict[str, float]:
-    """Recall@k / NDCG@k overall and for repeat vs first-time purchases."""
-    window = purchases_between(purchases, cutoff, cutoff + dt.timedelta(days=HOLDOUT_DAYS))
-    before = purchases_between(purchases, dt.date(1900, 1, 1), cutoff)
-    seen = set(zip(before["customer_id"], before["product_id"], strict=True))
-    is_repeat = [
-        (c, p) in seen for c, p in zip(window["customer_id"], window["product_id"], strict=True)
-    ]
-    recommended = {
-        c: list(g.sort_values("rank")["product_id"]) for c, g in lists.groupby("customer_id")
-    }
-    report = {}
-    for segment, part in (
-        ("all", window),
-        ("repeat", window[is_repeat]),
-        ("first_time", window[[not r for r in is_repeat]]),
-    ):
-        scores = metrics.ranking_metrics(recommended, _bought_sets(part), k)
-        report[f"recall_at_{k}:{segment}"] = scores["recall_at_k"]
-        report[f"ndcg_at_{k}:{segment}"] = scores["ndcg_at_k"]
-        report[f"customers:{segment}"] = scores["customers"]
-    return report
+# ranking_report and purchases_between live with the backtest; re-exported here for callers
+ranking_report = recommend_backtest.ranking_report
+purchases_between = recommend_backtest.purchases_between
 
 
 def evaluate_ranker(inputs: RecommendInputs, run_date: dt.date, params: RankerParams) -> dict:
-    """Fit at run_date-56 (labels to run_date-28), evaluate at run_date-28 on the next 28 days."""
-    train_cutoff = run_date - dt.timedelta(days=2 * HOLDOUT_DAYS)
-    test_cutoff = run_date - dt.timedelta(days=HOLDOUT_DAYS)
-    train_customers = sorted(
-        set(purchases_between(inputs.purchases, train_cutoff, test_cutoff)["customer_id"])
-    )
-    test_customers = sorted(
-        set(purchases_between(inputs.purchases, test_cutoff, run_date)["customer_id"])
-    )
-    if not train_customers or not test_customers:
-        return {}
-    candidates = build_candidates(
-        inputs.pairs, inputs.popularity, train_customers, train_cutoff, params
-    )
-    ranker = Ranker.train(label_candidates(candidates, inputs.purchases, train_cutoff), params)
-    test_candidates = build_candidates(
-        inputs.pairs, inputs.popularity, test_customers, test_cutoff, params
-    )
-    results = {
-        "model": ranking_report(
-            ranker.recommend(test_candidates), inputs.purchases, test_cutoff, params.k
-        )
-    }
-    top100 = Ranker(ranker.booster, RankerParams(**{**params.__dict__, "k": 100}))
-    results["model"]["candidate_recall_at_100:all"] = ranking_report(
-        top100.recommend(test_candidates), inputs.purchases, test_cutoff, 100
-    )["recall_at_100:all"]
-    for name, baseline in recommend_baselines.BASELINES.items():
-        lists = baseline(inputs.pairs, inputs.popularity, test_customers, test_cutoff, params.k)
-        results[name] = ranking_report(lists, inputs.purchases, test_cutoff, params.k)
-    return results
+    """Hold out the 28 days up to run_date: fit at the feature cutoffs whose labels end by
+    run_date-28, evaluate at run_date-28 next to the baselines (ml.recommend.backtest)."""
+    return recommend_backtest.backtest(inputs, run_date, params).results
 
 
 def train_ranker(
@@ -198,29 +117,20 @@ def train_ranker(
     *,
     params: RankerParams | None = None,
     created_by: str = "shopflow",
+    evaluation: dict | None = None,
 ) -> TrainingResult:
+    """Evaluate (unless ``evaluation`` is given: a backtest of the same recipe), then refit on
+    every feature cutoff whose label window ends by run_date and register the result."""
     params = params or RankerParams()
-    evaluation = evaluate_ranker(inputs, run_date, params)
-    frames = []
-    for offset in (HOLDOUT_DAYS, 2 * HOLDOUT_DAYS):
-        cutoff = run_date - dt.timedelta(days=offset)
-        customers = sorted(
-            set(
-                purchases_between(
-                    inputs.purchases, cutoff, cutoff + dt.timedelta(days=HOLDOUT_DAYS)
-                )["customer_id"]
-            )
+    if evaluation is None:
+        evaluation = evaluate_ranker(inputs, run_date, params)
+    cutoffs = recommend_backtest.training_cutoffs(inputs, run_date)
+    if not cutoffs:
+        raise ValueError(
+            f"no feature cutoff at least {HOLDOUT_DAYS} days before {run_date}: "
+            "check feature_cutoff_offsets_days in dbt_project.yml"
         )
-        if customers:
-            candidates = build_candidates(
-                inputs.pairs, inputs.popularity, customers, cutoff, params
-            )
-            labelled = label_candidates(candidates, inputs.purchases, cutoff)
-            labelled["customer_id"] = labelled["customer_id"] + f"@{cutoff.isoformat()}"
-            frames.append(labelled)
-    if not frames:
-        raise ValueError(f"no purchases in the {2 * HOLDOUT_DAYS} days before {run_date}")
-    training = pd.concat(frames, ignore_index=True)
+    training = recommend_backtest.training_frame(inputs, cutoffs, params)
     ranker = Ranker.train(training, params)
     with tempfile.TemporaryDirectory(dir=registry.settings.tmp_dir) as tmp:
         staged = Path(tmp) / "artifact"
@@ -234,6 +144,7 @@ def train_ranker(
             metrics={
                 "holdout_cutoff": (run_date - dt.timedelta(days=HOLDOUT_DAYS)).isoformat(),
                 "primary_metric": f"ndcg_at_{params.k}:all",
+                "train_cutoffs": [c.isoformat() for c in cutoffs],
                 "results": evaluation,
             },
             data_fingerprint=frame_fingerprint(training),

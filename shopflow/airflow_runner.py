@@ -102,6 +102,12 @@ def run_dag(
         raise DagRunFailedError(
             f"{dag_id} for {run_date} failed. {failure_summary(log_file)}\nFull log: {log_file}"
         )
+    if "[DAG TEST] starting" not in log_file.read_text(errors="replace"):
+        # Airflow creates an empty, "successful" run for a date before the DAG's start_date
+        raise DagRunFailedError(
+            f"{dag_id} for {run_date} ran no task (is the date before the DAG's start_date?). "
+            f"Full log: {log_file}"
+        )
 
 
 def failure_summary(log_file: Path) -> str:

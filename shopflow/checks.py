@@ -1,4 +1,5 @@
-"""Quality gates after the landing gate: the run's predictions before they are published.
+"""Quality gates after the landing gate: the marts after ``dbt build`` and the run's
+predictions before they are published.
 
 Frames are read from the warehouse (GX validates pandas frames here, see shopflow.quality) and
 shaped so that each committed suite can state its rule over plain columns: e.g. a frame with
@@ -97,6 +98,119 @@ def validate_predictions(settings: Settings, run_date: dt.date) -> dict:
             run_name=run_name,
         )
         for suite, frame in prediction_frames(settings, run_date).items()
+    ]
+    index = build_data_docs(settings)
+    for report in reports:
+        for warning in report.warnings:
+            log.warning("%s: %s", report.batch, warning.message())
+    raise_if_blocked(reports)
+    return {
+        "suites": {
+            r.suite: {"evaluated": r.evaluated, "warnings": len(r.warnings)} for r in reports
+        },
+        "data_docs": str(index),
+    }
+
+
+def mart_frames(settings: Settings, run_date: dt.date) -> dict:
+    """The frames the marts suites validate, keyed by suite name (one small frame each)."""
+    with connect(settings, read_only=True) as con:
+        references = con.execute(
+            """
+            with refs as (
+                select distinct 'fct_order_lines.product_id' as reference, product_id as key
+                from marts.fct_order_lines where ordered_date <= ?
+                union all
+                select distinct 'fct_orders.customer_id', customer_id
+                from marts.fct_orders where customer_id is not null
+                union all
+                select distinct 'fct_product_daily_demand.product_id', product_id
+                from marts.fct_product_daily_demand
+                union all
+                select distinct 'fct_customer_product_interactions.customer_id', customer_id
+                from marts.fct_customer_product_interactions
+            )
+            select reference, key,
+                   case when reference like '%product_id'
+                        then key in (select product_id from marts.dim_products)
+                        else key in (select customer_id from marts.dim_customers)
+                   end as found
+            from refs order by reference, key
+            """,
+            [run_date],
+        ).df()
+        daily_demand = con.execute(
+            """
+            select product_id,
+                   count(*) as days_present,
+                   datediff('day', min(demand_date), ?::date) + 1 as days_expected,
+                   strftime(max(demand_date), '%Y-%m-%d') as last_date,
+                   strftime(?::date, '%Y-%m-%d') as run_date
+            from marts.fct_product_daily_demand
+            group by product_id order by product_id
+            """,
+            [run_date, run_date],
+        ).df()
+        reconciliation = con.execute(
+            """
+            with raw_days as (
+                select cast(ordered_at as date) as ordered_date, count(*) as raw_rows
+                from raw.order_lines where cast(ordered_at as date) <= ? group by 1
+            ),
+            mart_days as (
+                select ordered_date, count(*) as mart_rows
+                from marts.fct_order_lines where ordered_date <= ? group by 1
+            )
+            select strftime(ordered_date, '%Y-%m-%d') as ordered_date,
+                   coalesce(raw_rows, 0) as raw_rows, coalesce(mart_rows, 0) as mart_rows
+            from raw_days full outer join mart_days using (ordered_date)
+            order by 1
+            """,
+            [run_date, run_date],
+        ).df()
+        net_units = con.execute(
+            """
+            with daily as (
+                select product_id, ordered_date, sum(quantity) as net_units
+                from marts.fct_order_lines
+                where ordered_date <= ? and not is_non_product
+                group by 1, 2
+            ),
+            running as (
+                select product_id,
+                       sum(net_units) over (
+                           partition by product_id order by ordered_date
+                       ) as cumulative_net_units
+                from daily
+            )
+            select product_id, min(cumulative_net_units) as min_cumulative_net_units
+            from running group by product_id order by product_id
+            """,
+            [run_date],
+        ).df()
+    return {
+        "marts_referential_integrity": references,
+        "marts_daily_demand": daily_demand,
+        "marts_reconciliation": reconciliation,
+        "marts_net_units": net_units,
+    }
+
+
+def validate_marts(settings: Settings, run_date: dt.date) -> dict:
+    """Run the marts suites after ``dbt build``; raise QualityGateError on a blocking failure.
+
+    Checks what dbt's own tests do not: every referenced product and customer exists, daily
+    demand has no gaps up to the run date, fct_order_lines reconciles day by day with the
+    lines ingest loaded into raw, and (warning) no product has more returned than sold.
+    """
+    from shopflow.quality import build_data_docs, raise_if_blocked, validate_frame
+
+    run_name = f"nightly_{run_date.isoformat()}"
+    reports = [
+        validate_frame(
+            frame, suite, batch=f"marts/{suite}/{run_date}", settings=settings, run_name=run_name
+        )
+        for suite, frame in mart_frames(settings, run_date).items()
     ]
     index = build_data_docs(settings)
     for report in reports:

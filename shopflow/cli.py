@@ -5,7 +5,11 @@ shopflow load --source online-retail-ii PATH
 shopflow run --date YYYY-MM-DD            # shopflow_nightly through Airflow
 shopflow demo                             # what `make run` calls
 shopflow models list|show                 # the model registry
+shopflow models rollback MODEL [--to VERSION] | promote MODEL VERSION --reason TEXT
+shopflow retrain --date YYYY-MM-DD        # shopflow_retrain through Airflow
 shopflow airflow ARGS...                  # the embedded Airflow CLI (e.g. `dags list`)
+shopflow backtest recommend [--date D]    # ranker vs baselines, last 28 days held out
+shopflow backtest forecast [--date D] [--origins N]  # forecaster vs baselines, rolling origin
 """
 
 from __future__ import annotations
@@ -163,6 +167,8 @@ def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
     from ml.registry import Registry
 
     registry = Registry(settings)
+    if args.models_command in ("rollback", "promote"):
+        return cmd_models_change(args, settings, registry)
     if args.models_command == "list":
         versions = registry.versions(args.model)
         if not versions:
@@ -185,12 +191,106 @@ def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_models_change(args: argparse.Namespace, settings: Settings, registry) -> int:
+    """`models rollback` and `models promote`: human decisions, recorded with who and why."""
+    import getpass
+
+    actor = f"{getpass.getuser()} (shopflow models {args.models_command})"
+    if args.models_command == "promote":
+        from ml.lifecycle import incompatibility
+
+        version = registry.get(args.model, args.version)
+        if version is None:
+            print(f"no such version of {args.model}: {args.version}", file=sys.stderr)
+            return 1
+        if incompatibility(args.model, version):
+            print(f"error: {incompatibility(args.model, version)}", file=sys.stderr)
+            return 1
+        registry.promote(args.model, args.version, actor=actor, reason=f"manual: {args.reason}")
+        print(f"{args.model}: {args.version} is champion ({args.reason})")
+        print("The next nightly run publishes with it; its post-publish checks still apply.")
+        return 0
+    from ml.rollback import rollback_model
+
+    try:
+        done = rollback_model(
+            settings, args.model, args.to, actor=actor, reason=f"manual: {args.reason}"
+        )
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"{args.model}: {done['rolled_back']} rolled back, {done['champion']} is champion")
+    if "republished" in done:
+        print(f"exports for {done['republished']['run_date']} rebuilt: {done['republished']}")
+    else:
+        print("nothing published yet: the next nightly run publishes with it")
+    return 0
+
+
+def run_retrain(settings: Settings, run_date: dt.date) -> float:
+    """Run shopflow_retrain for ``run_date`` through Airflow; returns seconds taken."""
+    from shopflow.airflow_runner import run_dag
+
+    settings.ensure_dirs()
+    started = time.perf_counter()
+    run_dag(settings, "shopflow_retrain", run_date)
+    return time.perf_counter() - started
+
+
+def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
+    from shopflow.airflow_runner import DagRunFailedError
+
+    try:
+        seconds = run_retrain(settings, args.date)
+    except DagRunFailedError as exc:
+        print(f"FAILED: {exc}", file=sys.stderr)
+        return 1
+    print(f"shopflow_retrain for {args.date} succeeded in {seconds:.1f} s")
+    decisions = settings.models_dir / "retrain" / args.date.isoformat() / "decisions.json"
+    if decisions.exists():
+        for name, decision in json.loads(decisions.read_text()).items():
+            verdict = "promoted" if decision["promote"] else "kept as challenger"
+            print(f"  {name} {decision['challenger']}: {verdict}: {decision['reason']}")
+    return 0
+
+
 def cmd_airflow(args: argparse.Namespace, settings: Settings) -> int:
     from shopflow.airflow_runner import airflow, ensure_airflow
 
     settings.ensure_dirs()
     ensure_airflow(settings)
     return airflow(settings, *args.airflow_args).returncode
+
+
+def cmd_backtest_recommend(args: argparse.Namespace, settings: Settings) -> int:
+    """Backtest the recommender (last 28 days held out), print the table, record it."""
+    from ml.recommend.backtest import format_table, run_backtest
+
+    settings.ensure_dirs()
+    result, version = run_backtest(settings, args.date)
+    print(format_table(result))
+    print(
+        f"registered {version.model_name} {version.version} as {version.status}; its metrics "
+        f"and the baselines' are in exports.model_performance (model_version {version.version})"
+    )
+    return 0
+
+
+def cmd_backtest_forecast(args: argparse.Namespace, settings: Settings) -> int:
+    """Rolling-origin backtest of the forecaster vs its baselines; print the table, record it."""
+    from ml.forecast.backtest import format_table, run_backtest
+
+    settings.ensure_dirs()
+    result, version, refit_seconds = run_backtest(settings, args.date, args.origins)
+    origins = ", ".join(o.isoformat() for o in result.origins)
+    print(f"origins: {origins}; training seconds per origin: {result.train_seconds}")
+    print(format_table(result.results))
+    print(
+        f"registered {version.model_name} {version.version} as {version.status} "
+        f"(refit {refit_seconds:.1f}s); its metrics and the baselines' are in "
+        f"exports.model_performance (model_version {version.version})"
+    )
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -224,7 +324,42 @@ def build_parser() -> argparse.ArgumentParser:
     show = models_sub.add_parser("show", help="one version's record (default: the champion)")
     show.add_argument("model")
     show.add_argument("version", nargs="?")
+    rollback = models_sub.add_parser(
+        "rollback", help="restore the previous champion (or --to VERSION) and republish"
+    )
+    rollback.add_argument("model")
+    rollback.add_argument("--to", metavar="VERSION")
+    rollback.add_argument("--reason", default="manual rollback")
+    promote = models_sub.add_parser("promote", help="make VERSION champion (human override)")
+    promote.add_argument("model")
+    promote.add_argument("version")
+    promote.add_argument("--reason", required=True, help="why, for the record")
     models.set_defaults(func=cmd_models)
+
+    retrain = sub.add_parser("retrain", help="run shopflow_retrain for a date via Airflow")
+    retrain.add_argument("--date", type=_date, required=True)
+    retrain.set_defaults(func=cmd_retrain)
+
+    backtest = sub.add_parser("backtest", help="temporal backtests of a model vs its baselines")
+    backtest_sub = backtest.add_subparsers(dest="backtest_command", required=True)
+    bt_recommend = backtest_sub.add_parser(
+        "recommend",
+        help="ranker vs popularity, repurchase, co-occurrence, recency-weighted repurchase",
+    )
+    bt_recommend.add_argument(
+        "--date", type=_date, help="business date (default: the warehouse's last build date)"
+    )
+    bt_recommend.set_defaults(func=cmd_backtest_recommend)
+    bt_forecast = backtest_sub.add_parser(
+        "forecast", help="forecaster vs seasonal naive, 28-day mean, zero (rolling origin)"
+    )
+    bt_forecast.add_argument(
+        "--date", type=_date, help="business date (default: the warehouse's last feature date)"
+    )
+    bt_forecast.add_argument(
+        "--origins", type=int, default=2, help="28-day windows ending at the date (default 2)"
+    )
+    bt_forecast.set_defaults(func=cmd_backtest_forecast)
 
     af = sub.add_parser(
         "airflow", help="the embedded Airflow's CLI, e.g. `shopflow airflow dags list`"

@@ -120,6 +120,63 @@ def run_dbt(
     return result
 
 
-def build_warehouse(settings: Settings, run_date: dt.date, *, full_refresh: bool = False):
-    """`dbt build` of every model and test, as of ``run_date``."""
-    return run_dbt(settings, ["build"], run_date, full_refresh=full_refresh)
+def build_warehouse(
+    settings: Settings, run_date: dt.date, *, full_refresh: bool = False, raise_on_failure=True
+):
+    """`dbt build` of every model and test, as of ``run_date``.
+
+    With ``raise_on_failure=False`` failed models and tests are returned instead of raised
+    (the nightly DAG reports them per model, see :func:`node_reports`); dbt failing to run at
+    all (no results) still raises.
+    """
+    try:
+        return run_dbt(settings, ["build"], run_date, full_refresh=full_refresh)
+    except DbtBuildError:
+        if raise_on_failure:
+            raise
+        target_dir = settings.home / "dbt" / "target"
+        results = _read_run_results(target_dir)
+        if not results:
+            raise
+        return DbtResult(["dbt", "build"], 0.0, results)
+
+
+def node_reports(settings: Settings, result: DbtResult) -> list[dict]:
+    """One report per model (seeds and snapshots too): its own status plus its tests'.
+
+    Tests are attached to the model they test (``attached_node`` in dbt's manifest; a test on
+    several models goes to the first). Lets the DAG show one task per model without running
+    dbt once per model.
+    """
+    manifest_path = settings.home / "dbt" / "target" / "manifest.json"
+    nodes = json.loads(manifest_path.read_text())["nodes"] if manifest_path.exists() else {}
+    reports: dict[str, dict] = {}
+    tests = []
+    for item in result.results:
+        unique_id = item["unique_id"]
+        if unique_id.startswith("test."):
+            tests.append(item)
+            continue
+        reports[unique_id] = {
+            "model": unique_id.split(".")[-1],
+            "unique_id": unique_id,
+            "status": item["status"],
+            "message": item["message"],
+            "seconds": item["seconds"],
+            "failed_tests": [],
+            "tests": 0,
+        }
+    for item in tests:
+        node = nodes.get(item["unique_id"], {})
+        parent = node.get("attached_node") or next(
+            iter(n for n in node.get("depends_on", {}).get("nodes", []) if n in reports), None
+        )
+        if parent not in reports:
+            continue
+        reports[parent]["tests"] += 1
+        if item["status"] in ("fail", "error", "runtime error"):
+            name = item["unique_id"].split(".")[2]
+            reports[parent]["failed_tests"].append(
+                f"{name}: {(item['message'] or item['status']).strip()[:300]}"
+            )
+    return sorted(reports.values(), key=lambda r: r["model"])

@@ -38,6 +38,13 @@ def build_warehouse(settings: Settings, run_date: dt.date) -> dict:
     return dbt_build(settings, run_date).summary()
 
 
+def validate_marts(settings: Settings, run_date: dt.date) -> dict:
+    """Quality gate on the marts after dbt build, before any model reads them."""
+    from shopflow.checks import validate_marts as check
+
+    return check(settings, run_date)
+
+
 def ensure_models(settings: Settings, run_date: dt.date) -> dict:
     """Train and promote first models for any model name without a champion."""
     from ml.forecast.model import MODEL_NAME as FORECAST_MODEL
@@ -77,20 +84,67 @@ def publish(settings: Settings, run_date: dt.date) -> dict:
     return do_publish(settings, run_date)
 
 
+def check_published(settings: Settings, run_date: dt.date) -> dict:
+    """Post-publish checks of newly promoted champions; roll back and republish on failure."""
+    from ml.rollback import check_after_publish
+
+    return check_after_publish(settings, run_date)
+
+
+# -- shopflow_retrain: champion/challenger (see ml.lifecycle) --------------------------------
+def build_training_sets(settings: Settings, run_date: dt.date) -> dict:
+    """Fix the training cutoff (latest built date <= run date) and check its data's gate."""
+    from ml.lifecycle import build_training_sets as build
+
+    return build(settings, run_date)
+
+
+def train_challengers(settings: Settings, run_date: dt.date) -> dict:
+    """Train a challenger for each model at the retrain's cutoff."""
+    from ml.lifecycle import train_challengers as train
+
+    return train(settings, run_date)
+
+
+def evaluate_challengers(settings: Settings, run_date: dt.date) -> dict:
+    """Challenger, champion and baselines on the same time folds."""
+    from ml.lifecycle import evaluate_challengers as evaluate
+
+    return evaluate(settings, run_date)
+
+
+def promote_or_keep(settings: Settings, run_date: dt.date) -> dict:
+    """Promote challengers that pass the promotion policy; record why others do not."""
+    from ml.lifecycle import promote_or_keep as decide
+
+    return decide(settings, run_date)
+
+
 NIGHTLY_STEPS: dict[str, Callable[[Settings, dt.date], dict]] = {
     "ingest_landing": ingest,
     "build_warehouse": build_warehouse,
+    "validate_marts": validate_marts,
     "ensure_models": ensure_models,
     "score_forecast": score_forecast,
     "score_recommendations": score_recommendations,
     "validate_predictions": validate_predictions,
     "publish_exports": publish,
+    "check_published": check_published,
+}
+
+RETRAIN_STEPS: dict[str, Callable[[Settings, dt.date], dict]] = {
+    "build_training_sets": build_training_sets,
+    "train_challengers": train_challengers,
+    "evaluate_challengers": evaluate_challengers,
+    "promote_or_keep": promote_or_keep,
 }
 
 
 def data_error_types() -> tuple[type[BaseException], ...]:
     """Exceptions that mean "the data is wrong": fail at once, never retry."""
+    from ml.lifecycle import RetrainNotPossibleError
     from ml.registry import ArtifactIntegrityError
+    from ml.rollback import PostPublishCheckError
     from ml.scoring import NoChampionError
     from shopflow.dbt import DbtBuildError
     from shopflow.ingest import LandingFormatError
@@ -102,6 +156,8 @@ def data_error_types() -> tuple[type[BaseException], ...]:
         DbtBuildError,
         NoChampionError,
         ArtifactIntegrityError,
+        PostPublishCheckError,
+        RetrainNotPossibleError,
     )
 
 
@@ -113,7 +169,7 @@ def run_step(step: str, ds: str) -> dict:
     settings.ensure_dirs()
     run_date = dt.date.fromisoformat(ds)
     try:
-        result = NIGHTLY_STEPS[step](settings, run_date)
+        result = {**NIGHTLY_STEPS, **RETRAIN_STEPS}[step](settings, run_date)
     except Exception as exc:
         if isinstance(exc, data_error_types()):
             from airflow.sdk.exceptions import AirflowFailException

@@ -10,6 +10,15 @@ Suites are declared data, one JSON file per suite in ``expectations/suites/<name
 * ``meta.description`` on every expectation: the rule in plain words ("quantity is never
   zero"). Failure messages, the task log and :class:`QualityGateError` use it, so on-call reads
   rules, not expectation class names.
+* ``meta.severity: "quarantine"`` on a row-level expectation (with a short ``meta.rule`` id):
+  the rows that break it are set aside instead of blocking the batch. The report lists them
+  (:attr:`FailedExpectation.row_indexes`, the frame's index labels); the caller moves them to
+  the quarantine table and decides with its own blocking rule how large a share it tolerates
+  (see shopflow.ingest).
+* ``meta.unit`` on the suite: what one row of the validated frame is ("partition",
+  "product"); messages then say "2 partitions break it".
+* ``meta.id_columns`` on the suite: columns that identify a row (e.g. ``["product_id"]``);
+  examples in messages then name the row: ``(product_id='P7', days_present=40)``.
 
 The GX context is a *file* context rooted at ``$SHOPFLOW_HOME/quality/gx`` (runtime state,
 never in the repo). On first use of a suite in a process its committed JSON is written into
@@ -48,6 +57,7 @@ files that import this module.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import json
@@ -70,7 +80,9 @@ logger = logging.getLogger(__name__)
 
 BLOCKING = "blocking"
 WARNING = "warning"
-SEVERITIES = (BLOCKING, WARNING)
+QUARANTINE = "quarantine"
+SEVERITIES = (BLOCKING, WARNING)  # of a suite
+EXPECTATION_SEVERITIES = (BLOCKING, WARNING, QUARANTINE)  # of one expectation
 
 # Names inside the GX context. One pandas data source with one DataFrame asset serves every
 # suite: the frame is passed at validation time, and the batch label travels in the result key.
@@ -96,12 +108,17 @@ class FailedExpectation:
     unexpected_count: int | None
     unexpected_examples: list = field(default_factory=list)
     observed: str | None = None  # what was found when the rule is not about rows
+    rule: str | None = None  # short id of a quarantine rule (meta.rule), e.g. "negative_price"
+    unit: str = "row"  # what one row of the validated frame is (suite meta.unit)
+    # Index labels of the rows that broke a quarantine rule (empty for other severities).
+    row_indexes: tuple = field(default=(), repr=False, compare=False)
 
     def message(self) -> str:
         """One line in plain words, e.g. ``quantity is never zero: 3 rows break it (e.g. 0)``."""
         if self.unexpected_count is not None:
             count = self.unexpected_count
-            rows = "1 row breaks it" if count == 1 else f"{count} rows break it"
+            unit = self.unit if count == 1 else _plural(self.unit)
+            rows = f"{count} {unit} {'breaks' if count == 1 else 'break'} it"
             # Examples of a "never missing" rule are all nulls: they add nothing.
             examples = self.unexpected_examples[:_EXAMPLES_IN_MESSAGE]
             if examples and self.expectation != "expect_column_values_to_not_be_null":
@@ -121,31 +138,42 @@ class QualityReport:
     warnings: list[FailedExpectation]
     evaluated: int
     data_docs_path: Path | None
+    quarantined: list[FailedExpectation] = field(default_factory=list)
 
     @property
     def blocked(self) -> bool:
         """True if any blocking rule failed: the batch must not flow downstream."""
         return bool(self.blocking_failures)
 
+    def quarantined_indexes(self) -> set:
+        """Index labels of every row that broke at least one quarantine rule."""
+        return {index for failure in self.quarantined for index in failure.row_indexes}
+
     def summary(self) -> str:
         """Multi-line plain-words text for the task log."""
-        failed = len(self.blocking_failures) + len(self.warnings)
+        failed = len(self.blocking_failures) + len(self.warnings) + len(self.quarantined)
         if failed == 0:
             verdict = f"all {self.evaluated} rules hold"
         else:
             verdict = (
                 f"{failed} of {self.evaluated} rules broken "
-                f"({len(self.blocking_failures)} blocking, {len(self.warnings)} warning)"
+                f"({len(self.blocking_failures)} blocking, {len(self.warnings)} warning"
+                + (f", {len(self.quarantined)} quarantine" if self.quarantined else "")
+                + ")"
             )
         lines = [f"Quality check of {self.batch} against suite {self.suite}: {verdict}"]
         lines += [f"  BLOCKING: {f.message()}" for f in self.blocking_failures]
         lines += [f"  warning: {f.message()}" for f in self.warnings]
+        lines += [f"  quarantine: {f.message()}" for f in self.quarantined]
         if self.data_docs_path is not None:
             lines.append(f"  Data Docs: {self.data_docs_path}")
         return "\n".join(lines)
 
     def to_json_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        for key in ("blocking_failures", "warnings", "quarantined"):
+            for failure in data[key]:
+                failure.pop("row_indexes", None)  # may be long; the quarantine table has them
         data["data_docs_path"] = str(self.data_docs_path) if self.data_docs_path else None
         data["blocked"] = self.blocked
         return data
@@ -164,6 +192,13 @@ class QualityGateError(Exception):
             lines += [f"    {f.message()}" for f in report.blocking_failures]
             if report.data_docs_path is not None:
                 lines.append(f"    Data Docs: {report.data_docs_path}")
+        # Why a share of rows was quarantined is in the row-level reports: show them too.
+        row_level = [r for r in self.reports if r.quarantined]
+        if row_level:
+            lines.append("Row-level problems (quarantined when the rest of the batch passes):")
+        for report in row_level:
+            lines.append(f"- {report.batch} (suite {report.suite}):")
+            lines += [f"    {f.message()}" for f in report.quarantined]
         super().__init__("\n".join(lines))
 
     @property
@@ -213,8 +248,10 @@ def _check_spec(spec: dict, path: Path) -> None:
         where = f"{path}: expectation #{number} ({expectation.get('type')})"
         if not str(meta.get("description") or "").strip():
             raise ValueError(f"{where} needs meta.description, the rule in plain words")
-        if meta.get("severity", severity) not in SEVERITIES:
-            raise ValueError(f"{where}: meta.severity must be one of {SEVERITIES}")
+        if meta.get("severity", severity) not in EXPECTATION_SEVERITIES:
+            raise ValueError(f"{where}: meta.severity must be one of {EXPECTATION_SEVERITIES}")
+        if meta.get("severity") == QUARANTINE and not str(meta.get("rule") or "").strip():
+            raise ValueError(f"{where}: a quarantine rule needs meta.rule, a short rule id")
 
 
 def _build_suite(spec: dict) -> ExpectationSuite:
@@ -371,14 +408,21 @@ def validate_frame(
     context = _context(settings)
     suite = _synced_suite(context, spec)
 
-    gx_batch = _frame_batch_definition(context).get_batch(batch_parameters={"dataframe": df})
-    result = gx_batch.validate(
-        suite,
-        result_format={
-            "result_format": "SUMMARY",
-            "partial_unexpected_count": _PARTIAL_UNEXPECTED_COUNT,
-        },
+    # Quarantine rules need every offending row's index (COMPLETE); other suites need only
+    # counts and examples (SUMMARY). The full lists are dropped again before storing.
+    wants_rows = any(
+        (e.get("meta") or {}).get("severity") == QUARANTINE for e in spec["expectations"]
     )
+    result_format = {
+        "result_format": "COMPLETE" if wants_rows else "SUMMARY",
+        "partial_unexpected_count": _PARTIAL_UNEXPECTED_COUNT,
+    }
+    id_columns = list(spec["meta"].get("id_columns") or [])
+    if id_columns and not wants_rows:  # quarantine needs plain index labels
+        result_format["unexpected_index_column_names"] = id_columns
+    gx_batch = _frame_batch_definition(context).get_batch(batch_parameters={"dataframe": df})
+    result = gx_batch.validate(suite, result_format=result_format)
+    row_indexes = _pop_unexpected_indexes(result) if wants_rows else {}
 
     run_label = run_name or "adhoc"
     run_id = RunIdentifier(run_name=_safe_name(run_label), run_time=dt.datetime.now(dt.UTC))
@@ -399,7 +443,9 @@ def validate_frame(
     )
     page = _url_to_path(urls[0]["site_url"]) if urls else None
 
-    report = _report_from_result(result, spec, suite, batch=batch, data_docs_path=page)
+    report = _report_from_result(
+        result, spec, suite, batch=batch, data_docs_path=page, row_indexes=row_indexes
+    )
     _write_report(report, settings, run_label)
     if report.success:
         logger.info(report.summary())
@@ -408,10 +454,38 @@ def validate_frame(
     return report
 
 
+def _pop_unexpected_indexes(result) -> dict[str, tuple]:
+    """Expectation id -> index labels of its unexpected rows, removed from ``result``.
+
+    A COMPLETE result holds every unexpected value and index; stored as is, a warning over
+    100,000 guest lines would put megabytes into the validation store and the Data Docs page.
+    """
+    indexes = {}
+    for item in result.results:
+        outcome = item.result or {}
+        found = outcome.pop("unexpected_index_list", None)
+        outcome.pop("unexpected_list", None)
+        outcome.pop("unexpected_index_query", None)
+        if found and item.expectation_config is not None:
+            indexes[item.expectation_config.id] = tuple(found)
+    return indexes
+
+
+def _plural(noun: str) -> str:
+    return noun[:-1] + "ies" if noun.endswith("y") else noun + "s"
+
+
 def _report_from_result(
-    result, spec: dict, suite: ExpectationSuite, *, batch: str, data_docs_path: Path | None
+    result,
+    spec: dict,
+    suite: ExpectationSuite,
+    *,
+    batch: str,
+    data_docs_path: Path | None,
+    row_indexes: dict[str, tuple] | None = None,
 ) -> QualityReport:
     suite_severity = spec["meta"]["severity"]
+    unit = spec["meta"].get("unit", "row")
     order = {expectation.id: number for number, expectation in enumerate(suite.expectations)}
     failures = []
     for item in result.results:
@@ -419,12 +493,11 @@ def _report_from_result(
             continue
         config = item.expectation_config
         meta = config.meta or {}
-        failures.append(
-            (
-                order.get(config.id, len(order)),
-                _failed_expectation(item, config, meta, meta.get("severity", suite_severity)),
-            )
+        failure = _failed_expectation(item, config, meta, meta.get("severity", suite_severity))
+        failure = dataclasses.replace(
+            failure, unit=unit, row_indexes=(row_indexes or {}).get(config.id, ())
         )
+        failures.append((order.get(config.id, len(order)), failure))
     failures = [failure for _, failure in sorted(failures, key=lambda pair: pair[0])]
     return QualityReport(
         suite=spec["name"],
@@ -434,6 +507,7 @@ def _report_from_result(
         warnings=[f for f in failures if f.severity == WARNING],
         evaluated=int(result.statistics["evaluated_expectations"]),
         data_docs_path=data_docs_path,
+        quarantined=[f for f in failures if f.severity == QUARANTINE],
     )
 
 
@@ -444,6 +518,14 @@ def _failed_expectation(item, config, meta: dict, severity: str) -> FailedExpect
     kwargs = config.kwargs
     observed = None
     examples = list(outcome.get("partial_unexpected_list") or [])
+    named = outcome.get("partial_unexpected_index_list") or []
+    if outcome.get("unexpected_index_column_names") and all(isinstance(x, dict) for x in named):
+        # Examples that name their row, identifying columns first.
+        ids = outcome["unexpected_index_column_names"]
+        examples = [
+            {**{c: row.get(c) for c in ids}, **{k: v for k, v in row.items() if k not in ids}}
+            for row in named
+        ]
     count = outcome.get("unexpected_count")
 
     error = _exception_message(details.get("exception_info") or {})
@@ -464,6 +546,7 @@ def _failed_expectation(item, config, meta: dict, severity: str) -> FailedExpect
         unexpected_count=None if count is None else int(count),
         unexpected_examples=examples[:_EXAMPLES_IN_MESSAGE],
         observed=observed,
+        rule=meta.get("rule"),
     )
 
 
@@ -492,6 +575,8 @@ def _format_value(value: Any) -> str:
         return repr(value)
     if isinstance(value, dict):  # one row of a compound-column rule
         return "(" + ", ".join(f"{k}={_format_value(v)}" for k, v in value.items()) + ")"
+    if isinstance(value, list | tuple):  # one row of a column-pair rule
+        return "(" + ", ".join(_format_value(v) for v in value) + ")"
     if isinstance(value, float) and value.is_integer():
         return str(int(value)) if abs(value) < 1e15 else str(value)
     return str(value)

@@ -81,8 +81,50 @@ def recency_weighted_repurchase(pairs, popularity, customers, cutoff, k, allowed
     return _fill_with_popular(personal, popular, customers, k)
 
 
+def item_cooccurrence(
+    pairs, popularity, customers, cutoff, k, allowed=None, *, cooccurrence=None
+) -> pd.DataFrame:
+    """Item-to-item co-occurrence: Σ over the customer's products of the last 365 days of the
+    number of orders holding both that product and the candidate (feat_product_cooccurrence),
+    filled up with the 30-day most popular products.
+
+    Without ``cooccurrence`` rows (an older warehouse) it is the popularity list.
+    """
+    popular = popular_products(popularity, cutoff, allowed, k)
+    if cooccurrence is None:
+        return _fill_with_popular(_empty_lists(), popular, customers, k)
+    history = _at(pairs, cutoff)
+    history = history[history["customer_id"].isin(customers)][["customer_id", "product_id"]]
+    neighbours = _at(cooccurrence, cutoff)[["product_id", "related_product_id", "co_orders"]]
+    sold = set(_at(popularity, cutoff)["product_id"])
+    if allowed is not None:
+        sold &= set(allowed)
+    neighbours = neighbours[neighbours["related_product_id"].isin(sold)]
+    scored = (
+        history.merge(neighbours, on="product_id")
+        .groupby(["customer_id", "related_product_id"], as_index=False)["co_orders"]
+        .sum()
+    )
+    personal = pd.DataFrame(
+        {
+            "customer_id": scored["customer_id"],
+            "product_id": scored["related_product_id"],
+            "score": scored["co_orders"].astype(float),
+            "reason": "bought_together",
+        }
+    )
+    return _fill_with_popular(personal, popular, customers, k)
+
+
+def _empty_lists() -> pd.DataFrame:
+    return pd.DataFrame(columns=["customer_id", "product_id", "score", "reason"])
+
+
 BASELINES = {
     "baseline_popularity_30d": popularity_30,
     "baseline_repurchase_frequency": repurchase_frequency,
+    "baseline_item_cooccurrence": item_cooccurrence,
     "baseline_recency_weighted_repurchase": recency_weighted_repurchase,
 }
+# baselines that also read feat_product_cooccurrence (keyword ``cooccurrence``)
+NEEDS_COOCCURRENCE = {"baseline_item_cooccurrence"}

@@ -1,24 +1,32 @@
 """Two-stage recommender: cheap candidate generators, then an XGBoost LambdaMART ranker.
 
-Stage 1 (candidates, per customer and cutoff): the customer's own purchase history of the
-last 365 days (``repurchase``) and the most popular products of the last 30 days
-(``popular``). Stage 2: XGBoost ``rank:ndcg`` with one query group per customer, trained at
-past cutoffs with label 1 when the customer bought the product in the 28 days after the cutoff.
+Stage 1 (``ml.recommend.candidates``, per customer and cutoff): the customer's own purchases
+(``repurchase``), basket co-occurrence (``bought_together``), name similarity (``similar``),
+popularity in the customer's country (``country_popular``), trending products (``trending``)
+and 30-day popularity (``popular``, which alone also serves customers without history).
+Stage 2: XGBoost ``rank:ndcg`` with one query group per customer, trained at past cutoffs with
+label 1 when the customer bought the product in the 28 days after the cutoff.
 
-All features come from the ``feat_customer_product`` and ``feat_product_popularity`` marts,
-which are computed per cutoff from order lines dated on or before it.
+All features come from the ``feat_customer_product``, ``feat_product_popularity`` and
+``feat_product_cooccurrence`` marts, computed per cutoff from order lines dated on or before
+it, and from purchases filtered to the cutoff: nothing after a cutoff reaches its rows.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import xgboost as xgb
+
+from ml.recommend.candidates import CandidateContext, generate_candidates
+from ml.recommend.candidates.context import at_cutoff
+from ml.recommend.candidates.popular import popular_products as _ranked_popular
+from ml.recommend.candidates.union import MISSING_RANK, source_columns
 
 MODEL_NAME = "recommendations"
 
@@ -30,6 +38,11 @@ PAIR_FEATURES = [
     "pair_first_age_days",
     "pair_recency_weighted",
     "pair_orders_90",
+    "pair_orders_30",
+    "pair_mean_gap_days",
+    "pair_due_ratio",
+    "pair_order_share",
+    "pair_recency_gap",
 ]
 PRODUCT_FEATURES = [
     "buyers_30",
@@ -40,20 +53,46 @@ PRODUCT_FEATURES = [
     "buyers_365",
     "median_price_365",
     "popularity_rank",
+    "trend_ratio",
+    "product_repeat_rate",
 ]
-CUSTOMER_FEATURES = ["customer_products_365", "customer_orders_365"]
-SOURCE_FEATURES = ["is_repurchase_candidate", "repurchase_rank"]
+CUSTOMER_FEATURES = [
+    "customer_products_365",
+    "customer_orders_365",
+    "customer_recency_days",
+    "price_vs_customer",
+    "customer_repeat_rate",
+]
+SOURCE_FEATURES = ["is_repurchase_candidate", *source_columns(), "n_sources"]
 FEATURES = PAIR_FEATURES + PRODUCT_FEATURES + CUSTOMER_FEATURES + SOURCE_FEATURES
 LABEL_WINDOW_DAYS = 28
+# value of a feature that does not apply (no history of the pair, no neighbour ...)
+FILL = {
+    "pair_recency_days": 999.0,
+    "pair_first_age_days": 999.0,
+    "pair_mean_gap_days": 999.0,
+    "customer_recency_days": 999.0,
+    "popularity_rank": MISSING_RANK,
+    "price_vs_customer": 1.0,
+    **{c: MISSING_RANK for c in source_columns() if c.endswith("_rank")},
+}
 
 
 @dataclass(frozen=True)
 class RankerParams:
     k: int = 10
     popular_candidates: int = 50
-    num_boost_round: int = 120
+    repurchase_candidates: int = 300
+    bought_together_candidates: int = 100
+    similar_candidates: int = 50
+    country_popular_candidates: int = 50
+    trending_candidates: int = 20
+    # negatives kept per query group when training (0 = all): a random sample is as good for
+    # LambdaMART here and makes training on the real year several times faster
+    negatives_per_customer: int = 60
+    num_boost_round: int = 80
     max_depth: int = 6
-    learning_rate: float = 0.1
+    learning_rate: float = 0.15
     seed: int = 7
     nthread: int = 2
 
@@ -70,19 +109,32 @@ class RankerParams:
             "nthread": self.nthread,
         }
 
+    def candidate_sizes(self) -> dict[str, int]:
+        """How many products each candidate source proposes per customer."""
+        return {
+            "repurchase": self.repurchase_candidates,
+            "bought_together": self.bought_together_candidates,
+            "similar": self.similar_candidates,
+            "country_popular": self.country_popular_candidates,
+            "trending": self.trending_candidates,
+            "popular": self.popular_candidates,
+        }
+
+    @classmethod
+    def from_dict(cls, values: dict) -> RankerParams:
+        """Params from a saved record; fields unknown to this code are ignored."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
 
 def popular_products(
     popularity: pd.DataFrame, cutoff: dt.date, allowed: set[str] | None, n: int
 ) -> pd.DataFrame:
     """Top-n products by 30-day orders at the cutoff (ties: 30-day buyers, then product id)."""
-    at = popularity[pd.to_datetime(popularity["cutoff_date"]) == pd.Timestamp(cutoff)]
+    at = at_cutoff(popularity, cutoff)
     if allowed is not None:
         at = at[at["product_id"].isin(allowed)]
-    at = at.sort_values(
-        ["orders_30", "buyers_30", "orders_365", "product_id"],
-        ascending=[False, False, False, True],
-    )
-    return at.head(n)
+    return at.loc[_ranked_popular(at, n).index]
 
 
 def build_candidates(
@@ -92,58 +144,117 @@ def build_candidates(
     cutoff: dt.date,
     params: RankerParams,
     allowed: set[str] | None = None,
+    *,
+    cooccurrence: pd.DataFrame | None = None,
+    similar: pd.DataFrame | None = None,
+    purchases: pd.DataFrame | None = None,
+    countries: dict[str, str] | None = None,
 ) -> pd.DataFrame:
-    """Candidate rows (customer, product, reason) with ranker features, at one cutoff."""
-    cutoff_ts = pd.Timestamp(cutoff)
-    at_pairs = pairs[
-        (pd.to_datetime(pairs["cutoff_date"]) == cutoff_ts) & pairs["customer_id"].isin(customers)
-    ]
-    if allowed is not None:
-        at_pairs = at_pairs[at_pairs["product_id"].isin(allowed)]
-    at_pairs = at_pairs.assign(reason="repurchase")
+    """Candidate rows (customer, product, reason) with ranker features, at one cutoff.
 
-    popular = popular_products(popularity, cutoff, allowed, params.popular_candidates)
-    popular_rows = pd.DataFrame(
-        {
-            "customer_id": np.repeat(np.asarray(customers, dtype=object), len(popular)),
-            "product_id": np.tile(popular["product_id"].to_numpy(), len(customers)),
-            "reason": "popular",
-        }
+    Only products sold in the 365 days up to the cutoff (and in ``allowed`` when given) are
+    proposed, each once per customer. Sources whose input is not given (co-occurrence, name
+    neighbours, purchases with countries) propose nothing; :func:`candidates_for` passes them
+    all from a ``RecommendInputs``.
+    """
+    context = CandidateContext.build(
+        pairs,
+        popularity,
+        customers,
+        cutoff,
+        allowed,
+        cooccurrence=cooccurrence,
+        similar=similar,
+        purchases=purchases,
+        countries=countries,
     )
-    candidates = pd.concat(
-        [at_pairs[["customer_id", "product_id", "reason"]], popular_rows], ignore_index=True
-    ).drop_duplicates(["customer_id", "product_id"], keep="first")
+    candidates = generate_candidates(context, list(customers), params.candidate_sizes())
+    return add_features(candidates, context)
 
+
+def candidates_for(
+    inputs,
+    customers: list[str],
+    cutoff: dt.date,
+    params: RankerParams,
+    allowed: set[str] | None = None,
+) -> pd.DataFrame:
+    """build_candidates with every source a ``ml.features.RecommendInputs`` provides."""
+    return build_candidates(
+        inputs.pairs,
+        inputs.popularity,
+        customers,
+        cutoff,
+        params,
+        allowed,
+        cooccurrence=getattr(inputs, "cooccurrence", None),
+        similar=getattr(inputs, "similar", None),
+        purchases=inputs.purchases,
+        countries=getattr(inputs, "countries", None),
+    )
+
+
+def add_features(candidates: pd.DataFrame, context: CandidateContext) -> pd.DataFrame:
+    """Join the pair, product and customer features of the cutoff onto the candidates."""
+    pairs = context.pairs
+    pair_columns = [c for c in PAIR_FEATURES if c in pairs.columns]
     candidates = candidates.merge(
-        at_pairs[["customer_id", "product_id", *PAIR_FEATURES]],
+        pairs[["customer_id", "product_id", *pair_columns]],
         on=["customer_id", "product_id"],
         how="left",
     )
-    at_popularity = popularity[pd.to_datetime(popularity["cutoff_date"]) == cutoff_ts].copy()
-    at_popularity["popularity_rank"] = at_popularity["orders_30"].rank(
-        ascending=False, method="min"
+    gap = candidates.get("pair_mean_gap_days")
+    if gap is not None:
+        candidates["pair_due_ratio"] = candidates["pair_recency_days"] / gap
+    customers = customer_features(pairs)
+    candidates = candidates.merge(customers, on="customer_id", how="left")
+    candidates["pair_order_share"] = candidates["pair_orders"] / candidates["customer_orders_365"]
+    # 0 when the product was in the customer's last order
+    candidates["pair_recency_gap"] = (
+        candidates["pair_recency_days"] - candidates["customer_recency_days"]
     )
+
+    product = context.popularity.copy()
+    product["popularity_rank"] = product["orders_30"].rank(ascending=False, method="min")
+    product["trend_ratio"] = product["orders_7"] / (product["orders_30"] + 1.0)
+    product = product.merge(context.product_repeat, on="product_id", how="left")
+    product_columns = [c for c in PRODUCT_FEATURES if c in product.columns]
     candidates = candidates.merge(
-        at_popularity[["product_id", *[f for f in PRODUCT_FEATURES]]], on="product_id", how="left"
+        product[["product_id", *product_columns]], on="product_id", how="left"
     )
-    customer_stats = (
-        at_pairs.groupby("customer_id")
-        .agg(
-            customer_products_365=("product_id", "nunique"),
-            customer_orders_365=("pair_orders", "sum"),
-        )
-        .reset_index()
+    candidates["price_vs_customer"] = (
+        candidates["median_price_365"] / candidates["customer_avg_unit_price"]
     )
-    candidates = candidates.merge(customer_stats, on="customer_id", how="left")
     candidates["is_repurchase_candidate"] = (candidates["reason"] == "repurchase").astype(int)
-    candidates["repurchase_rank"] = candidates.groupby("customer_id")["pair_recency_weighted"].rank(
-        ascending=False, method="first"
+    for column in FEATURES:
+        if column not in candidates.columns:
+            candidates[column] = np.nan
+    values = candidates[FEATURES].astype("float64").replace([np.inf, -np.inf], np.nan)
+    candidates[FEATURES] = values.fillna({c: FILL.get(c, 0.0) for c in FEATURES})
+    keep = ["customer_id", "product_id", "reason", *FEATURES]
+    return candidates[keep].sort_values(["customer_id", "product_id"], ignore_index=True)
+
+
+def customer_features(pairs: pd.DataFrame) -> pd.DataFrame:
+    """Per customer at the cutoff: products, orders, recency and average unit price paid."""
+    grouped = pairs.groupby("customer_id")
+    result = grouped.agg(
+        customer_products_365=("product_id", "nunique"),
+        amount=("pair_amount", "sum"),
+        units=("pair_units", "sum"),
     )
-    fill = {c: 0.0 for c in FEATURES}
-    fill.update({"pair_recency_days": 999.0, "pair_first_age_days": 999.0})
-    fill.update({"popularity_rank": 9999.0, "repurchase_rank": 9999.0})
-    candidates[FEATURES] = candidates[FEATURES].astype("float64").fillna(fill)
-    return candidates.sort_values(["customer_id", "product_id"], ignore_index=True)
+    if "customer_orders_365" in pairs.columns:
+        result["customer_orders_365"] = grouped["customer_orders_365"].max()
+        result["customer_recency_days"] = grouped["customer_recency_days"].max()
+    else:  # marts built before these columns existed
+        result["customer_orders_365"] = grouped["pair_orders"].max()
+        result["customer_recency_days"] = grouped["pair_recency_days"].min()
+    result["customer_avg_unit_price"] = result["amount"] / result["units"].where(
+        result["units"] > 0
+    )
+    # share of the customer's products bought in more than one order: how much they reorder
+    result["customer_repeat_rate"] = (pairs["pair_orders"] > 1).groupby(pairs["customer_id"]).mean()
+    return result.drop(columns=["amount", "units"]).reset_index()
 
 
 def label_candidates(
@@ -161,6 +272,17 @@ def label_candidates(
     return labelled
 
 
+def sample_negatives(data: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+    """Every positive row and at most n random negatives per customer (same seed, same rows)."""
+    if n <= 0:
+        return data
+    draw = np.random.default_rng(seed).random(len(data))
+    key = pd.Series(np.where(data["label"].to_numpy() > 0, -1.0, draw), index=data.index)
+    order = key.groupby(data["customer_id"]).rank(method="first")
+    positives = data.groupby("customer_id")["label"].transform("sum")
+    return data[order <= positives + n].reset_index(drop=True)
+
+
 def _qid(frame: pd.DataFrame) -> np.ndarray:
     return pd.factorize(frame["customer_id"])[0]
 
@@ -172,11 +294,13 @@ class Ranker:
 
     @classmethod
     def train(cls, labelled: pd.DataFrame, params: RankerParams) -> Ranker:
+        """Fit LambdaMART, one query group per customer (per customer and cutoff)."""
         # groups without a positive carry no ranking signal for LambdaMART
         positive = labelled.groupby("customer_id")["label"].transform("max") > 0
         data = labelled[positive].sort_values(["customer_id", "product_id"], ignore_index=True)
         if data.empty:
             raise ValueError("no customer bought a candidate in the label window: nothing to learn")
+        data = sample_negatives(data, params.negatives_per_customer, params.seed)
         matrix = xgb.DMatrix(
             data[FEATURES].to_numpy(dtype="float32"),
             label=data["label"].to_numpy(),
@@ -190,11 +314,11 @@ class Ranker:
         matrix = xgb.DMatrix(candidates[FEATURES].to_numpy(dtype="float32"), feature_names=FEATURES)
         return self.booster.predict(matrix)
 
-    def recommend(self, candidates: pd.DataFrame) -> pd.DataFrame:
-        """Top-k per customer: customer_id, rank (1..k), product_id, score, reason."""
+    def recommend(self, candidates: pd.DataFrame, k: int | None = None) -> pd.DataFrame:
+        """Top-k per customer (default params.k): customer_id, rank, product_id, score, reason."""
         scored = candidates[["customer_id", "product_id", "reason"]].copy()
         scored["score"] = self.score(candidates).astype("float64")
-        return top_k(scored, self.params.k)
+        return top_k(scored, k or self.params.k)
 
     def save(self, folder: Path) -> list[Path]:
         folder.mkdir(parents=True, exist_ok=True)
@@ -205,7 +329,7 @@ class Ranker:
 
     @classmethod
     def load(cls, folder: Path) -> Ranker:
-        params = RankerParams(**json.loads((folder / "params.json").read_text()))
+        params = RankerParams.from_dict(json.loads((folder / "params.json").read_text()))
         booster = xgb.Booster()
         booster.load_model(folder / "ranker.ubj")
         if list(booster.feature_names or []) != FEATURES:

@@ -64,10 +64,22 @@ def test_nightly_dag_has_the_documented_tasks():
     result = _probe(DAGS_DIR / "shopflow_nightly.py")
     assert result["dags"][0]["tasks"] == [
         "build_warehouse",
+        "check_published",
         "ensure_models",
         "ingest_landing",
         "publish_exports",
         "score_forecast",
         "score_recommendations",
+        "validate_marts",
         "validate_predictions",
+    ]
+
+
+def test_retrain_dag_has_the_documented_tasks():
+    result = _probe(DAGS_DIR / "shopflow_retrain.py")
+    assert result["dags"][0]["tasks"] == [
+        "build_training_sets",
+        "evaluate_challengers",
+        "promote_or_keep",
+        "train_challengers",
     ]

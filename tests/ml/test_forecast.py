@@ -7,7 +7,12 @@ import pandas as pd
 import pytest
 
 from ml.features import read_forecast_inputs
-from ml.forecast.model import DemandForecaster, ForecastParams, build_training_frame
+from ml.forecast.model import (
+    ORIGIN_FEATURES,
+    DemandForecaster,
+    ForecastParams,
+    build_training_frame,
+)
 from shopflow.warehouse import connect
 
 PARAMS = ForecastParams(num_boost_round=20, max_training_rows=50_000)
@@ -52,46 +57,61 @@ def test_forecast_has_all_horizons_ordered_non_negative_quantiles(feat, model):
     assert (forecast["units_p50"] <= forecast["units_p90"]).all()
 
 
+def _product_row(template: pd.DataFrame, product_id: str, **values) -> pd.DataFrame:
+    """A feature row at the template's date with every origin feature set explicitly."""
+    row = template.assign(product_id=product_id)
+    for column in ORIGIN_FEATURES:
+        row[column] = values.get(column, 0.0)
+    return row
+
+
 def test_new_and_all_zero_products_get_finite_forecasts(feat, model):
     frame, run_date = feat
     template = frame[pd.to_datetime(frame["demand_date"]) == pd.Timestamp(run_date)].iloc[[0]]
-    new = template.assign(
-        product_id="NEW",
+    # first sold today: 3 units, one order, one customer; nothing else known
+    new = _product_row(
+        template,
+        "NEW",
         units_sold=3.0,
-        lag_7=0.0,
-        lag_14=0.0,
-        lag_28=0.0,
-        mean_7=3 / 1,
+        mean_7=3.0,
         mean_28=3.0,
         mean_91=3.0,
-        std_28=0.0,
+        mean_182=3.0,
+        mean_28_trimmed=0.0,
         max_28=3.0,
         sale_days_28=1,
-        returned_28=0,
-        product_age_days=0,
-        days_since_last_sale=0,
+        sale_days_91=1,
+        orders_28=1,
+        customer_days_28=1,
+        largest_order_28=3.0,
+        units_per_order_91=3.0,
+        last_price=2.5,
+        price_ratio_91=1.0,
+        price_ratio_28=1.0,
+        category_mean_28=float(template["category_mean_28"].iloc[0]),
+        category_trend_7_28=1.0,
+        family_products=1,
     )
-    zero = template.assign(
-        product_id="ZERO",
-        units_sold=0.0,
-        lag_7=0.0,
-        lag_14=0.0,
-        lag_28=0.0,
-        mean_7=0.0,
-        mean_28=0.0,
-        mean_91=0.0,
-        std_28=0.0,
-        max_28=0.0,
-        sale_days_28=0,
-        returned_28=0,
+    # sold once 80 days ago, nothing since: every recent window is zero
+    zero = _product_row(
+        template,
+        "ZERO",
         product_age_days=80,
         days_since_last_sale=80,
+        last_price=1.0,
+        price_ratio_91=1.0,
+        price_ratio_28=1.0,
+        category_trend_7_28=1.0,
+        family_products=1,
     )
     forecast = model.forecast(pd.concat([new, zero]), run_date)
     assert sorted(forecast["product_id"].unique()) == ["NEW", "ZERO"]
     assert len(forecast) == 56
     values = forecast[["units_mean", "units_p10", "units_p50", "units_p90"]].to_numpy()
     assert np.isfinite(values).all() and (values >= 0).all()
+    # sensible, not a copy of the global mean: the new product expects more than the dormant one
+    per_product = forecast.groupby("product_id")["units_mean"].sum()
+    assert per_product["NEW"] > per_product["ZERO"]
 
 
 def test_same_seed_same_model_bytes(feat, tmp_path):

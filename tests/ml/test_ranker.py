@@ -2,10 +2,11 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pandas as pd
 import pytest
 
 from ml.features import read_recommend_inputs
-from ml.recommend.ranker import Ranker, RankerParams, build_candidates, label_candidates
+from ml.recommend.ranker import FEATURES, Ranker, RankerParams, candidates_for, label_candidates
 from shopflow.warehouse import connect
 
 PARAMS = RankerParams(num_boost_round=15)
@@ -21,7 +22,7 @@ def inputs(built_home):
 def _train(inputs, run_date):
     cutoff = run_date - dt.timedelta(days=28)
     customers = sorted(inputs.purchases["customer_id"].unique())
-    candidates = build_candidates(inputs.pairs, inputs.popularity, customers, cutoff, PARAMS)
+    candidates = candidates_for(inputs, customers, cutoff, PARAMS)
     return Ranker.train(label_candidates(candidates, inputs.purchases, cutoff), PARAMS)
 
 
@@ -47,12 +48,22 @@ def test_features_at_a_cutoff_see_nothing_after_it(inputs):
     assert set(recomputed.index) <= set(last_seen.index)
 
 
+def test_candidates_at_a_cutoff_do_not_change_when_later_purchases_do(inputs):
+    data, run_date = inputs
+    cutoff = run_date - dt.timedelta(days=28)
+    customers = sorted(data.purchases["customer_id"].unique())[:80]
+    before = data.purchases[pd.to_datetime(data.purchases["ordered_date"]) <= pd.Timestamp(cutoff)]
+    truncated = type(data)(**{**data.__dict__, "purchases": before})
+    with_future = candidates_for(data, customers, cutoff, PARAMS)
+    without_future = candidates_for(truncated, customers, cutoff, PARAMS)
+    assert set(with_future["reason"]) >= {"repurchase", "country_popular"}
+    pd.testing.assert_frame_equal(with_future, without_future)
+
+
 def test_ranks_are_1_to_k_unique_and_only_sellable(inputs, ranker):
     data, run_date = inputs
     allowed = set(sorted(data.sellable)[: len(data.sellable) // 2])
-    candidates = build_candidates(
-        data.pairs, data.popularity, data.active_customers, run_date, PARAMS, allowed=allowed
-    )
+    candidates = candidates_for(data, data.active_customers, run_date, PARAMS, allowed=allowed)
     lists = ranker.recommend(candidates)
     assert set(lists["customer_id"]) == set(data.active_customers)
     assert set(lists["product_id"]) <= allowed
@@ -61,14 +72,42 @@ def test_ranks_are_1_to_k_unique_and_only_sellable(inputs, ranker):
         assert group["product_id"].is_unique
 
 
-def test_cold_start_customer_gets_k_popular_items(inputs, ranker):
+def test_non_product_codes_are_never_recommended(inputs, ranker):
     data, run_date = inputs
-    candidates = build_candidates(
-        data.pairs, data.popularity, ["NEVER-BOUGHT"], run_date, PARAMS, allowed=data.sellable
+    customer = data.active_customers[0]
+    # POST as the customer's strongest past product and the most popular product of the month
+    post_pair = (
+        data.pairs[data.pairs["customer_id"] == customer]
+        .head(1)
+        .assign(product_id="POST", pair_orders=99, pair_recency_weighted=99.0, pair_recency_days=0)
     )
+    post_popular = data.popularity.head(1).assign(
+        product_id="POST", cutoff_date=pd.Timestamp(run_date), orders_30=10_000, orders_7=5_000
+    )
+    pairs = pd.concat([data.pairs, post_pair], ignore_index=True)
+    popularity = pd.concat([data.popularity, post_popular], ignore_index=True)
+    tampered = type(data)(**{**data.__dict__, "pairs": pairs, "popularity": popularity})
+    candidates = candidates_for(tampered, [customer], run_date, PARAMS, allowed=data.sellable)
+    assert "POST" not in set(candidates["product_id"])
+    lists = ranker.recommend(candidates)
+    assert len(lists) == 10 and "POST" not in set(lists["product_id"])
+
+
+def test_cold_start_customer_gets_k_items(inputs, ranker):
+    data, run_date = inputs
+    candidates = candidates_for(data, ["NEVER-BOUGHT"], run_date, PARAMS, allowed=data.sellable)
     lists = ranker.recommend(candidates)
     assert list(lists["rank"]) == list(range(1, 11))
-    assert set(lists["reason"]) == {"popular"}
+    assert lists["product_id"].is_unique
+    assert set(lists["reason"]) <= {"popular", "trending"}
+
+
+def test_candidate_features_are_finite_numbers(inputs):
+    data, run_date = inputs
+    candidates = candidates_for(data, data.active_customers[:50], run_date, PARAMS)
+    assert list(candidates.columns) == ["customer_id", "product_id", "reason", *FEATURES]
+    assert not candidates.duplicated(["customer_id", "product_id"]).any()
+    assert candidates[FEATURES].notna().all().all()
 
 
 def test_same_seed_same_model(inputs, tmp_path):

@@ -72,14 +72,61 @@ def test_blocking_quality_failure_changes_nothing(settings):
     before = _raw_counts(settings)
     bad_day = first + dt.timedelta(days=1)
     frame = _lines(settings, bad_day)
-    frame.loc[0, "quantity"] = 0
+    frame["quantity"] = 0  # every line: far above the quarantine threshold
     write_partition(frame, settings.landing_dir, "order_lines", bad_day)
     with pytest.raises(QualityGateError) as failure:
         ingest_landing(settings, SPEC.end)
     message = str(failure.value)
-    assert f"landing/order_lines/{bad_day.isoformat()}" in message
+    assert f"landing/order_lines/{bad_day.isoformat()} (" in message
+    assert "at most 1 row of a partition under 20 rows is quarantined" in message
     assert "quantity is never zero" in message
     assert _raw_counts(settings) == before
+
+
+def _quarantine(settings) -> list[tuple]:
+    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+    try:
+        return con.execute(
+            "select partition_date, source_file, source_line, rule, run_date "
+            "from quality.quarantine order by all"
+        ).fetchall()
+    finally:
+        con.close()
+
+
+def test_a_bad_line_is_quarantined_and_the_rest_of_its_partition_loaded(settings):
+    generate_shop(SPEC, settings.landing_dir)
+    day = SPEC.start + dt.timedelta(days=3)
+    frame = _lines(settings, day)
+    frame.loc[1, "unit_price"] = -1.0
+    write_partition(frame, settings.landing_dir, "order_lines", day)
+
+    result = ingest_landing(settings, SPEC.end)
+
+    assert _quarantine(settings) == [
+        (day, f"landing/order_lines/{day}/part-0.parquet", 2, "negative_price", SPEC.end)
+    ]
+    assert _raw_counts(settings)["rows"][day] == len(frame) - 1
+    assert result.quarantined["order_lines"] == 1
+
+
+def test_a_rerun_of_a_partition_replaces_its_quarantine_rows(settings):
+    generate_shop(SPEC, settings.landing_dir)
+    day = SPEC.start + dt.timedelta(days=3)
+    frame = _lines(settings, day)
+    frame.loc[1, "unit_price"] = -1.0
+    write_partition(frame, settings.landing_dir, "order_lines", day)
+    ingest_landing(settings, SPEC.end)
+    frame.loc[1, "unit_price"] = 1.0
+    frame.loc[0, "currency"] = "XYZ"
+    write_partition(frame, settings.landing_dir, "order_lines", day)
+
+    ingest_landing(settings, SPEC.end)
+
+    assert _quarantine(settings) == [
+        (day, f"landing/order_lines/{day}/part-0.parquet", 1, "unknown_currency", SPEC.end)
+    ]
+    assert _raw_counts(settings)["rows"][day] == len(frame) - 1
 
 
 def test_missing_column_names_file_and_column(settings):

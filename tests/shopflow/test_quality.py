@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import os
 import socket
@@ -14,6 +15,7 @@ import pandas as pd
 import pytest
 
 from shopflow import quality
+from shopflow.ingest import prepare_for_validation
 from shopflow.landing import CONTRACT
 from shopflow.settings import PROJECT_ROOT, load_settings
 
@@ -26,7 +28,7 @@ def settings(tmp_path):
     return load_settings({"SHOPFLOW_HOME": str(tmp_path / "home")})
 
 
-def clean_order_lines() -> pd.DataFrame:
+def contract_order_lines() -> pd.DataFrame:
     """Six order lines already cast to the contract types; one guest, one return."""
     return pd.DataFrame(
         {
@@ -40,8 +42,7 @@ def clean_order_lines() -> pd.DataFrame:
                     "2025-03-01 10:00",
                     "2025-03-01 10:00",
                     "2025-03-01 23:59",
-                ],
-                utc=True,
+                ]
             ),
             "customer_id": ["C1", "C1", None, "C2", "C2", "C1"],
             "product_id": ["P1", "P2", "P1", "P3", "P1", "P2"],
@@ -51,6 +52,16 @@ def clean_order_lines() -> pd.DataFrame:
             "country": ["UK", "UK", "DE", "UK", "UK", "US"],
         }
     )
+
+
+def as_validated(df: pd.DataFrame, entity: str = "order_lines") -> pd.DataFrame:
+    """The frame with the derived columns ingest adds before validation (partition 03-01)."""
+    lineage = df.assign(_partition_date=dt.date(2025, 3, 1))
+    return prepare_for_validation(lineage, entity)
+
+
+def clean_order_lines() -> pd.DataFrame:
+    return as_validated(contract_order_lines())
 
 
 def write_suite(project_root: Path, spec: dict) -> None:
@@ -171,18 +182,15 @@ def test_a_clean_frame_passes_every_rule(settings):
     assert report.batch == BATCH
     assert report.success is True
     assert report.blocked is False
-    assert report.blocking_failures == []
-    assert report.warnings == []
-    assert report.evaluated == 11
+    assert (report.blocking_failures, report.warnings, report.quarantined) == ([], [], [])
+    assert report.evaluated == 15
     assert report.summary().splitlines()[0] == (
-        f"Quality check of {BATCH} against suite landing_order_lines: all 11 rules hold"
+        f"Quality check of {BATCH} against suite landing_order_lines: all 15 rules hold"
     )
 
 
 def _break_one_rule(rule: str) -> pd.DataFrame:
-    df = clean_order_lines()
-    if rule == "columns":
-        return df.drop(columns=["country"])
+    df = contract_order_lines()
     if rule == "line_number_null":
         df["line_number"] = pd.array([1, 2, 1, None, 2, 1], dtype="Int64")
     elif rule == "quantity_null":
@@ -197,122 +205,140 @@ def _break_one_rule(rule: str) -> pd.DataFrame:
         df.loc[3, "unit_price"] = -2.5
     elif rule == "currency_unknown":
         df.loc[[1, 4], "currency"] = ["XXX", "eur"]
+    elif rule == "other_date":
+        df.loc[2, "ordered_at"] = pd.Timestamp("2025-02-28 23:30")
     elif rule == "duplicate_line":
         df.loc[1, "line_number"] = 1
-    return df
+    return as_validated(df)
 
 
 @pytest.mark.parametrize(
-    ("rule", "expectation", "column", "message"),
+    ("rule", "quarantine_rule", "rows", "message"),
     [
-        (
-            "columns",
-            "expect_table_columns_to_match_set",
-            None,
-            "every landing contract column is present: missing country",
-        ),
-        (
-            "order_id_null",
-            "expect_column_values_to_not_be_null",
-            "order_id",
-            "order_id is never missing: 1 row breaks it",
-        ),
+        ("order_id_null", "missing_order_id", (1,), "order_id is never missing: 1 row breaks it"),
         (
             "line_number_null",
-            "expect_column_values_to_not_be_null",
-            "line_number",
+            "missing_line_number",
+            (3,),
             "line_number is never missing: 1 row breaks it",
         ),
         (
             "ordered_at_null",
-            "expect_column_values_to_not_be_null",
-            "ordered_at",
+            "missing_ordered_at",
+            (4,),
             "ordered_at is never missing: 1 row breaks it",
         ),
         (
             "product_id_null",
-            "expect_column_values_to_not_be_null",
-            "product_id",
+            "missing_product_id",
+            (1,),
             "product_id is never missing: 1 row breaks it",
         ),
-        (
-            "quantity_null",
-            "expect_column_values_to_not_be_null",
-            "quantity",
-            "quantity is never missing: 1 row breaks it",
-        ),
+        ("quantity_null", "missing_quantity", (2,), "quantity is never missing: 1 row breaks it"),
         (
             "unit_price_null",
-            "expect_column_values_to_not_be_null",
-            "unit_price",
+            "missing_unit_price",
+            (1,),
             "unit_price is never missing: 1 row breaks it",
         ),
+        ("currency_null", "missing_currency", (1,), "currency is never missing: 1 row breaks it"),
         (
             "quantity_zero",
-            "expect_column_values_to_not_be_in_set",
-            "quantity",
+            "zero_quantity",
+            (0, 2, 5),
             "quantity is never zero: 3 rows break it (e.g. 0, 0, 0)",
         ),
         (
             "unit_price_negative",
-            "expect_column_values_to_be_between",
-            "unit_price",
+            "negative_price",
+            (3,),
             "unit_price is never negative: 1 row breaks it (e.g. -2.5)",
         ),
         (
             "currency_unknown",
-            "expect_column_values_to_be_in_set",
-            "currency",
+            "unknown_currency",
+            (1, 4),
             "currency is a known currency code: 2 rows break it (e.g. 'XXX', 'eur')",
         ),
         (
+            "other_date",
+            "ordered_at_outside_partition_date",
+            (2,),
+            "ordered_at falls on the partition's date (UTC; shown as ordered date, partition "
+            "date): 1 row breaks it (e.g. ('2025-02-28', '2025-03-01'))",
+        ),
+        (
             "duplicate_line",
-            "expect_compound_columns_to_be_unique",
-            None,
-            "each (order_id, line_number) appears only once: 2 rows break it "
-            "(e.g. (order_id='O1', line_number=1), (order_id='O1', line_number=1))",
+            "duplicate_line",
+            (1,),
+            "each (order_id, line_number) appears only once in its partition (later copies are "
+            "quarantined; shown as the copy number): 1 row breaks it (e.g. 2)",
         ),
     ],
 )
-def test_each_order_line_rule_fails_alone_with_a_plain_words_message(
-    settings, rule, expectation, column, message
+def test_each_row_rule_quarantines_exactly_the_rows_that_break_it(
+    settings, rule, quarantine_rule, rows, message
 ):
     report = quality.validate_frame(
         _break_one_rule(rule), "landing_order_lines", batch=BATCH, settings=settings
     )
 
-    assert report.success is False
-    assert report.blocked is True
+    assert report.blocked is False
     assert report.warnings == []
-    assert [
-        (f.expectation, f.column, f.severity, f.message()) for f in report.blocking_failures
-    ] == [(expectation, column, "blocking", message)]
+    assert [(f.rule, f.severity, f.message()) for f in report.quarantined] == [
+        (quarantine_rule, "quarantine", message)
+    ]
+    assert report.quarantined_indexes() == set(rows)
 
 
-def test_a_missing_column_reports_each_rule_on_it_as_not_checkable(settings):
+def test_a_missing_column_blocks_and_reports_each_rule_on_it_as_not_checkable(settings):
     df = clean_order_lines().drop(columns=["quantity"])
 
     report = quality.validate_frame(df, "landing_order_lines", batch=BATCH, settings=settings)
 
     assert [f.message() for f in report.blocking_failures] == [
-        "every landing contract column is present: missing quantity",
+        "every landing contract column is present: missing quantity"
+    ]
+    assert [f.message() for f in report.quarantined + report.warnings] == [
         'quantity is never missing: could not be checked (The column "quantity" in BatchData '
         "does not exist.)",
         'quantity is never zero: could not be checked (The column "quantity" in BatchData '
         "does not exist.)",
+        "quantity stays within 10,000 units per line (an extreme order or its cancellation): "
+        'could not be checked (The column "quantity" in BatchData does not exist.)',
     ]
 
 
 def test_failure_details_carry_count_and_up_to_five_examples(settings):
-    df = clean_order_lines()
+    df = contract_order_lines()
     df["quantity"] = 0
 
-    report = quality.validate_frame(df, "landing_order_lines", batch=BATCH, settings=settings)
+    report = quality.validate_frame(
+        as_validated(df), "landing_order_lines", batch=BATCH, settings=settings
+    )
 
-    (failure,) = report.blocking_failures
+    (failure,) = report.quarantined
     assert failure.unexpected_count == 6
     assert failure.unexpected_examples == [0, 0, 0, 0, 0]
     assert failure.description == "quantity is never zero"
+
+
+def test_guests_and_extreme_quantities_are_warnings(settings):
+    df = contract_order_lines()
+    df.loc[[0, 1, 3, 4], "customer_id"] = None
+    df.loc[5, "quantity"] = 25_000
+
+    report = quality.validate_frame(
+        as_validated(df), "landing_order_lines", batch=BATCH, settings=settings
+    )
+
+    assert (report.blocked, report.quarantined) == (False, [])
+    assert [f.message() for f in report.warnings] == [
+        "at least half of the order lines name a customer (guest lines have none; more guests "
+        "than that hints at a broken customer feed): 5 rows break it",
+        "quantity stays within 10,000 units per line (an extreme order or its cancellation): "
+        "1 row breaks it (e.g. 25000)",
+    ]
 
 
 def test_landing_products_and_customers_suites(settings):
@@ -322,31 +348,70 @@ def test_landing_products_and_customers_suites(settings):
             "name": ["a", "b", "c"],
             "category": ["x", "x", "y"],
             "list_price": [1.0, None, -3.0],
-            "first_available_at": pd.to_datetime(["2025-01-01"] * 3, utc=True),
+            "first_available_at": pd.to_datetime(["2025-01-01"] * 3),
         }
     )
     customers = pd.DataFrame(
         {
             "customer_id": ["C1", "C2", "C2"],
-            "created_at": pd.to_datetime(["2025-01-01"] * 3, utc=True),
+            "created_at": pd.to_datetime(["2025-01-01"] * 3),
             "country": ["UK", "UK", "DE"],
         }
     )
 
     product_report = quality.validate_frame(
-        products, "landing_products", batch="landing/products/2025-03-01", settings=settings
+        as_validated(products, "products"),
+        "landing_products",
+        batch="landing/products/2025-03-01",
+        settings=settings,
     )
     customer_report = quality.validate_frame(
-        customers, "landing_customers", batch="landing/customers/2025-03-01", settings=settings
+        as_validated(customers, "customers"),
+        "landing_customers",
+        batch="landing/customers/2025-03-01",
+        settings=settings,
     )
 
-    assert [f.message() for f in product_report.blocking_failures] == [
-        "product_id is never missing: 1 row breaks it",
-        "each product_id appears only once: 2 rows break it (e.g. 'P1', 'P1')",
-        "list_price is never negative (when present): 1 row breaks it (e.g. -3)",
+    assert [(f.rule, f.row_indexes) for f in product_report.quarantined] == [
+        ("missing_product_id", (2,)),
+        ("duplicate_product", (1,)),
+        ("negative_list_price", (2,)),
     ]
-    assert [f.message() for f in customer_report.blocking_failures] == [
-        "each customer_id appears only once: 2 rows break it (e.g. 'C2', 'C2')",
+    assert [(f.rule, f.row_indexes) for f in customer_report.quarantined] == [
+        ("duplicate_customer", (2,))
+    ]
+
+
+def test_the_partitions_suite_blocks_volume_and_quarantine_share_and_warns_extra_columns(
+    settings,
+):
+    summary = pd.DataFrame(
+        {
+            "rows": [100, 10, 50, 5, 30],
+            "quarantined_rows": [6, 2, 0, 0, 0],
+            "quarantined_share": [0.06, 0.2, 0.0, 0.0, 0.0],
+            "volume_ratio": [1.0, 1.0, 10.0, 0.1, None],
+            "extra_columns": [None, None, None, None, "discount"],
+        }
+    )
+
+    report = quality.validate_frame(
+        summary, "landing_partitions", batch="landing/order_lines/x", settings=settings
+    )
+
+    assert [f.message() for f in report.blocking_failures] == [
+        "at most 5% of a partition's rows are quarantined (shown as the quarantined share): "
+        "1 partition breaks it (e.g. 0.06)",
+        "at most 1 row of a partition under 20 rows is quarantined (shown as the quarantined "
+        "rows): 1 partition breaks it (e.g. 2)",
+        "no sudden volume spike: a partition has less than 10x the trailing 28-day average of "
+        "rows (shown as rows / average): 1 partition breaks it (e.g. 10)",
+        "no sudden volume drop: a partition has more than 10% of the trailing 28-day average "
+        "of rows (shown as rows / average): 1 partition breaks it (e.g. 0.1)",
+    ]
+    assert [f.message() for f in report.warnings] == [
+        "files carry only the landing contract's columns (extra columns are ignored): "
+        "1 partition breaks it (e.g. 'discount')"
     ]
 
 
@@ -421,27 +486,39 @@ def test_an_edited_suite_file_updates_the_suite_in_the_context(tiny_suite_settin
 
 
 # -- the gate --------------------------------------------------------------------------------
-def test_raise_if_blocked_names_batch_rule_and_data_docs_page(settings):
-    df = clean_order_lines()
-    df.loc[[0, 2], "quantity"] = 0
-    clean = quality.validate_frame(
-        clean_order_lines(),
-        "landing_order_lines",
-        batch="landing/order_lines/ok",
-        settings=settings,
+def test_raise_if_blocked_names_batch_rule_data_docs_page_and_row_problems(settings):
+    rows = contract_order_lines()
+    rows.loc[[0, 2], "quantity"] = 0
+    row_report = quality.validate_frame(
+        as_validated(rows), "landing_order_lines", batch=BATCH, settings=settings
     )
-    broken = quality.validate_frame(df, "landing_order_lines", batch=BATCH, settings=settings)
+    summary = pd.DataFrame(
+        {
+            "rows": [6],
+            "quarantined_rows": [2],
+            "quarantined_share": [0.3333],
+            "volume_ratio": [None],
+            "extra_columns": [None],
+        }
+    )
+    broken = quality.validate_frame(
+        summary, "landing_partitions", batch="landing/order_lines/2025-03-01", settings=settings
+    )
 
     with pytest.raises(quality.QualityGateError) as caught:
-        quality.raise_if_blocked([clean, broken])
+        quality.raise_if_blocked([row_report, broken])
 
     assert str(caught.value) == (
         "Data quality gate stopped the run: 1 batch broke blocking rules.\n"
+        "- landing/order_lines/2025-03-01 (suite landing_partitions):\n"
+        "    at most 1 row of a partition under 20 rows is quarantined (shown as the "
+        "quarantined rows): 1 partition breaks it (e.g. 2)\n"
+        f"    Data Docs: {broken.data_docs_path}\n"
+        "Row-level problems (quarantined when the rest of the batch passes):\n"
         f"- {BATCH} (suite landing_order_lines):\n"
-        "    quantity is never zero: 2 rows break it (e.g. 0, 0)\n"
-        f"    Data Docs: {broken.data_docs_path}"
+        "    quantity is never zero: 2 rows break it (e.g. 0, 0)"
     )
-    assert caught.value.reports == [clean, broken]
+    assert caught.value.reports == [row_report, broken]
     assert caught.value.blocked_reports == [broken]
 
 
@@ -469,7 +546,7 @@ def test_the_gx_context_lives_in_the_quality_folder_with_analytics_and_progress_
         (quality.gx_context_dir(settings) / "expectations" / "landing_order_lines.json").read_text()
     )
     assert [e["meta"]["description"] for e in stored["expectations"]][-1] == (
-        "each (order_id, line_number) appears only once"
+        "quantity stays within 10,000 units per line (an extreme order or its cancellation)"
     )
 
 
@@ -517,7 +594,7 @@ def test_build_data_docs_writes_the_index_listing_the_validations(settings):
 def test_the_report_json_is_replaced_on_rerun(settings):
     df = clean_order_lines()
     quality.validate_frame(df, "landing_order_lines", batch=BATCH, settings=settings, run_name="r1")
-    df.loc[0, "quantity"] = 0
+    df = df.drop(columns=["country"])
     rerun = quality.validate_frame(
         df, "landing_order_lines", batch=BATCH, settings=settings, run_name="r1"
     )
@@ -533,7 +610,7 @@ def test_the_report_json_is_replaced_on_rerun(settings):
         False,
         True,
     )
-    assert saved["blocking_failures"][0]["unexpected_examples"] == [0]
+    assert saved["blocking_failures"][0]["unexpected_examples"] == ["country"]
     assert saved["data_docs_path"] == str(rerun.data_docs_path)
 
 

@@ -47,19 +47,50 @@ pair_orders as (
     from visible
     group by cutoff_date, customer_id, product_id, order_id
 
+),
+
+customer_orders as (
+
+    select
+        cutoff_date,
+        customer_id,
+        count(distinct order_id) as customer_orders_365,
+        datediff('day', max(ordered_date), cutoff_date) as customer_recency_days
+
+    from visible
+    group by cutoff_date, customer_id
+
+),
+
+pairs as (
+
+    select
+        cutoff_date,
+        customer_id,
+        product_id,
+        count(*) as pair_orders,
+        sum(units) as pair_units,
+        sum(amount) as pair_amount,
+        datediff('day', max(ordered_date), cutoff_date) as pair_recency_days,
+        datediff('day', min(ordered_date), cutoff_date) as pair_first_age_days,
+        sum(exp(-datediff('day', ordered_date, cutoff_date) / 270.0)) as pair_recency_weighted,
+        count(*) filter (where ordered_date > cutoff_date - interval 90 day) as pair_orders_90,
+        count(*) filter (where ordered_date > cutoff_date - interval 30 day) as pair_orders_30,
+        -- mean days between the pair's orders; null with a single order
+        datediff('day', min(ordered_date), max(ordered_date))
+        / nullif(count(*) - 1, 0) as pair_mean_gap_days
+
+    from pair_orders
+    group by cutoff_date, customer_id, product_id
+
 )
 
 select
-    cutoff_date,
-    customer_id,
-    product_id,
-    count(*) as pair_orders,
-    sum(units) as pair_units,
-    sum(amount) as pair_amount,
-    datediff('day', max(ordered_date), cutoff_date) as pair_recency_days,
-    datediff('day', min(ordered_date), cutoff_date) as pair_first_age_days,
-    sum(exp(-datediff('day', ordered_date, cutoff_date) / 270.0)) as pair_recency_weighted,
-    count(*) filter (where ordered_date > cutoff_date - interval 90 day) as pair_orders_90
+    pairs.*,
+    customer_orders.customer_orders_365,
+    customer_orders.customer_recency_days
 
-from pair_orders
-group by cutoff_date, customer_id, product_id
+from pairs
+inner join customer_orders
+    on pairs.cutoff_date = customer_orders.cutoff_date
+        and pairs.customer_id = customer_orders.customer_id

@@ -3,11 +3,15 @@
         materialized='incremental',
         incremental_strategy='delete+insert',
         unique_key='partition_date',
+        pre_hook="{{ delete_emptied_partitions() }}",
     )
 }}
+-- depends_on: {{ source('raw', 'landing_manifest') }}
 -- Incremental by landing partition: a run processes only the partitions that ingest replaced
 -- since the last build (batch_id greater than any already here), and delete+insert on
 -- partition_date replaces those partitions whole, so reloading a day never duplicates it.
+-- A partition replaced by an empty one has no rows to delete+insert with: the pre-hook
+-- removes its old lines (macro delete_emptied_partitions).
 
 with
 

@@ -1,0 +1,213 @@
+"""Multi-fold, time-based evaluation of model *recipes* for champion/challenger decisions.
+
+A recipe is (the code as it is now, a model's parameters). Both the challenger's and the
+champion's recipe are refitted at every fold's cutoff on data up to that cutoff only and scored
+on the days that follow it, next to the baselines computed on exactly the same rows. Comparing
+recipes rather than the stored artifacts is what keeps the comparison honest: the artifact of a
+challenger trained at the latest cutoff has already seen every fold's test days.
+
+Folds (newest first):
+- forecasts: origins ``run_date - 28 * i`` for i = 1..n, each scored on its next 28 days;
+- recommendations: consecutive feature cutoffs present in the feature marts
+  (``feature_cutoff_offsets_days`` in dbt_project.yml): train at one cutoff with labels from the
+  28 days after it, test at the next cutoff on the 28 days after that.
+
+Only the stable model APIs are used: ``DemandForecaster``/``build_training_frame``/
+``forecast_holdout_frame`` and ``Ranker``/``build_candidates``/``label_candidates``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from ml import metrics
+from ml.features import ForecastInputs, RecommendInputs
+from ml.forecast import baselines as forecast_baselines
+from ml.forecast.model import DemandForecaster, ForecastParams, build_training_frame
+from ml.recommend import baselines as recommend_baselines
+from ml.recommend.ranker import (
+    LABEL_WINDOW_DAYS,
+    Ranker,
+    RankerParams,
+    build_candidates,
+    label_candidates,
+)
+from ml.training import forecast_holdout_frame
+
+FOLD_DAYS = 28
+
+
+@dataclass
+class FoldEvaluation:
+    """Metrics of every candidate (``challenger``, ``champion``, ``baseline_*``) per fold."""
+
+    folds: list[str] = field(default_factory=list)  # fold cutoff/origin dates, ISO
+    per_fold: list[dict[str, dict[str, float]]] = field(default_factory=list)
+
+    def add(self, fold: dt.date, results: dict[str, dict[str, float]]) -> None:
+        self.folds.append(fold.isoformat())
+        self.per_fold.append(results)
+
+    def mean(self) -> dict[str, dict[str, float]]:
+        """Per candidate and metric: the mean over the folds that have a finite value."""
+        out: dict[str, dict[str, float]] = {}
+        for results in self.per_fold:
+            for candidate, scores in results.items():
+                for metric, value in scores.items():
+                    if value is None or not math.isfinite(float(value)):
+                        continue
+                    out.setdefault(candidate, {}).setdefault(metric, []).append(float(value))
+        return {c: {m: sum(v) / len(v) for m, v in s.items()} for c, s in out.items()}
+
+    def as_dict(self) -> dict:
+        return {"folds": self.folds, "per_fold": self.per_fold, "mean": self.mean()}
+
+
+# -- forecasting ---------------------------------------------------------------------------
+def forecast_fold_origins(run_date: dt.date, n_folds: int = 2) -> list[dt.date]:
+    """Origins whose 28-day test window ends on or before ``run_date``, newest first."""
+    return [run_date - dt.timedelta(days=FOLD_DAYS * i) for i in range(1, n_folds + 1)]
+
+
+def _forecast_scores(model: DemandForecaster, holdout: pd.DataFrame) -> dict[str, float]:
+    predicted = model.predict_rows(holdout)
+    scored = holdout[["product_id", "horizon_days", "y"]].copy()
+    for column in ("units_mean", "units_p10", "units_p50", "units_p90"):
+        scored[column] = predicted[column].to_numpy()
+    return metrics.forecast_metrics(scored)
+
+
+def evaluate_forecast_recipes(
+    inputs: ForecastInputs,
+    run_date: dt.date,
+    recipes: dict[str, ForecastParams],
+    *,
+    n_folds: int = 2,
+) -> FoldEvaluation:
+    """Refit each recipe at every fold origin; baselines on the same rows.
+
+    ``recipes`` maps a candidate name (``challenger``, ``champion``) to its parameters; equal
+    parameters are fitted once (training is deterministic, the result would be identical).
+    """
+    feat = inputs.feat
+    evaluation = FoldEvaluation()
+    for origin in forecast_fold_origins(run_date, n_folds):
+        some_params = next(iter(recipes.values()))
+        holdout = forecast_holdout_frame(feat, origin, some_params.horizon_days)
+        training_rows = build_training_frame(feat, origin, some_params)
+        if holdout.empty or holdout["y"].sum() == 0 or training_rows.empty:
+            continue  # history too short for this fold
+        results: dict[str, dict[str, float]] = {}
+        fitted: dict[ForecastParams, dict[str, float]] = {}
+        for name, params in recipes.items():
+            if params not in fitted:
+                training = build_training_frame(feat, origin, params)
+                fitted[params] = _forecast_scores(DemandForecaster.train(training, params), holdout)
+            results[name] = fitted[params]
+        history = feat[pd.to_datetime(feat["demand_date"]) <= pd.Timestamp(origin)]
+        population = holdout[["product_id", "horizon_days"]]
+        for name, baseline in forecast_baselines.BASELINES.items():
+            forecast = baseline(history, population, origin)
+            joined = holdout[["product_id", "horizon_days", "y"]].merge(
+                forecast, on=["product_id", "horizon_days"], how="left"
+            )
+            # a product the baseline does not forecast counts as forecast zero (DESIGN.md)
+            results[name] = metrics.forecast_metrics(joined.fillna(0.0))
+        evaluation.add(origin, results)
+    return evaluation
+
+
+# -- recommendations -----------------------------------------------------------------------
+def ranker_folds(inputs: RecommendInputs, run_date: dt.date) -> list[tuple[dt.date, dt.date]]:
+    """(train cutoff, test cutoff) pairs from the feature cutoffs, newest test cutoff first."""
+    cutoffs = sorted(
+        {pd.Timestamp(c).date() for c in inputs.pairs["cutoff_date"].unique()}
+        & {pd.Timestamp(c).date() for c in inputs.popularity["cutoff_date"].unique()}
+    )
+    folds = []
+    for train_cutoff, test_cutoff in zip(cutoffs, cutoffs[1:], strict=False):
+        labels_known = test_cutoff + dt.timedelta(days=LABEL_WINDOW_DAYS) <= run_date
+        if labels_known and train_cutoff + dt.timedelta(days=LABEL_WINDOW_DAYS) <= test_cutoff:
+            folds.append((train_cutoff, test_cutoff))
+    return sorted(folds, key=lambda f: f[1], reverse=True)
+
+
+def _customers_buying(purchases: pd.DataFrame, cutoff: dt.date) -> list[str]:
+    dates = pd.to_datetime(purchases["ordered_date"])
+    window = purchases[
+        (dates > pd.Timestamp(cutoff))
+        & (dates <= pd.Timestamp(cutoff + dt.timedelta(days=LABEL_WINDOW_DAYS)))
+    ]
+    return sorted(set(window["customer_id"]))
+
+
+def _ranking_scores(
+    lists: pd.DataFrame, purchases: pd.DataFrame, cutoff: dt.date, k: int
+) -> dict[str, float]:
+    """NDCG@k / Recall@k (all, repeat, first-time) on the 28 days after ``cutoff``."""
+    dates = pd.to_datetime(purchases["ordered_date"])
+    window = purchases[
+        (dates > pd.Timestamp(cutoff))
+        & (dates <= pd.Timestamp(cutoff + dt.timedelta(days=LABEL_WINDOW_DAYS)))
+    ]
+    before = purchases[dates <= pd.Timestamp(cutoff)]
+    seen = set(zip(before["customer_id"], before["product_id"], strict=True))
+    repeat = [
+        (c, p) in seen for c, p in zip(window["customer_id"], window["product_id"], strict=True)
+    ]
+    recommended = {
+        c: list(g.sort_values("rank")["product_id"]) for c, g in lists.groupby("customer_id")
+    }
+    report = {}
+    for segment, part in (
+        ("all", window),
+        ("repeat", window[repeat]),
+        ("first_time", window[[not r for r in repeat]]),
+    ):
+        bought = {c: set(g["product_id"]) for c, g in part.groupby("customer_id")}
+        scores = metrics.ranking_metrics(recommended, bought, k)
+        report[f"ndcg_at_{k}:{segment}"] = scores["ndcg_at_k"]
+        report[f"recall_at_{k}:{segment}"] = scores["recall_at_k"]
+    return report
+
+
+def evaluate_ranker_recipes(
+    inputs: RecommendInputs, run_date: dt.date, recipes: dict[str, RankerParams]
+) -> FoldEvaluation:
+    """Refit each recipe at every fold's train cutoff; baselines on the same test customers."""
+    evaluation = FoldEvaluation()
+    k = next(iter(recipes.values())).k
+    for train_cutoff, test_cutoff in ranker_folds(inputs, run_date):
+        train_customers = _customers_buying(inputs.purchases, train_cutoff)
+        test_customers = _customers_buying(inputs.purchases, test_cutoff)
+        if not train_customers or not test_customers:
+            continue
+        results: dict[str, dict[str, float]] = {}
+        fitted: dict[RankerParams, dict[str, float]] = {}
+        for name, params in recipes.items():
+            params = RankerParams(**{**params.__dict__, "k": k})
+            if params not in fitted:
+                labelled = label_candidates(
+                    build_candidates(
+                        inputs.pairs, inputs.popularity, train_customers, train_cutoff, params
+                    ),
+                    inputs.purchases,
+                    train_cutoff,
+                )
+                ranker = Ranker.train(labelled, params)
+                test_candidates = build_candidates(
+                    inputs.pairs, inputs.popularity, test_customers, test_cutoff, params
+                )
+                fitted[params] = _ranking_scores(
+                    ranker.recommend(test_candidates), inputs.purchases, test_cutoff, k
+                )
+            results[name] = fitted[params]
+        for name, baseline in recommend_baselines.BASELINES.items():
+            lists = baseline(inputs.pairs, inputs.popularity, test_customers, test_cutoff, k)
+            results[name] = _ranking_scores(lists, inputs.purchases, test_cutoff, k)
+        evaluation.add(test_cutoff, results)
+    return evaluation

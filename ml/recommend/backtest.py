@@ -1,0 +1,297 @@
+"""Temporal backtest of the recommender against the baselines (DESIGN.md, "Metrics").
+
+Train on everything up to the test cutoff (the ranker learns at the feature cutoffs whose
+28-day label window ends by the test cutoff), test on each customer's purchases in the 28
+days after it; every baseline is computed in the same run on the same customers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from ml import metrics
+from ml.recommend import baselines as recommend_baselines
+from ml.recommend.ranker import (
+    LABEL_WINDOW_DAYS,
+    Ranker,
+    RankerParams,
+    candidates_for,
+    label_candidates,
+)
+
+CANDIDATE_DEPTH = 100  # the candidate stage is judged by its recall@100
+
+
+def purchases_between(purchases: pd.DataFrame, start: dt.date, end: dt.date) -> pd.DataFrame:
+    """Purchases with start < ordered_date <= end."""
+    dates = pd.to_datetime(purchases["ordered_date"])
+    return purchases[(dates > pd.Timestamp(start)) & (dates <= pd.Timestamp(end))]
+
+
+def customers_buying_after(purchases: pd.DataFrame, cutoff: dt.date) -> list[str]:
+    """Customers with a purchase in the label window after the cutoff, sorted."""
+    window = purchases_between(purchases, cutoff, cutoff + dt.timedelta(days=LABEL_WINDOW_DAYS))
+    return sorted(set(window["customer_id"]))
+
+
+def ranking_report(
+    lists: pd.DataFrame, purchases: pd.DataFrame, cutoff: dt.date, k: int
+) -> dict[str, float]:
+    """Recall@k / NDCG@k overall and for repeat vs first-time purchases after the cutoff.
+
+    A purchase is a repeat when the customer bought the product on or before the cutoff.
+    """
+    window = purchases_between(purchases, cutoff, cutoff + dt.timedelta(days=LABEL_WINDOW_DAYS))
+    before = purchases[pd.to_datetime(purchases["ordered_date"]) <= pd.Timestamp(cutoff)]
+    seen = set(zip(before["customer_id"], before["product_id"], strict=True))
+    is_repeat = [
+        (c, p) in seen for c, p in zip(window["customer_id"], window["product_id"], strict=True)
+    ]
+    recommended = {
+        c: list(g.sort_values("rank")["product_id"]) for c, g in lists.groupby("customer_id")
+    }
+    report = {}
+    for segment, part in (
+        ("all", window),
+        ("repeat", window[is_repeat]),
+        ("first_time", window[[not r for r in is_repeat]]),
+    ):
+        bought = {c: set(g["product_id"]) for c, g in part.groupby("customer_id")}
+        scores = metrics.ranking_metrics(recommended, bought, k)
+        report[f"recall_at_{k}:{segment}"] = scores["recall_at_k"]
+        report[f"ndcg_at_{k}:{segment}"] = scores["ndcg_at_k"]
+        report[f"customers:{segment}"] = scores["customers"]
+    return report
+
+
+def feature_cutoffs(inputs) -> list[dt.date]:
+    """Cutoffs present in both per-cutoff feature marts, oldest first."""
+    pairs = {pd.Timestamp(c).date() for c in inputs.pairs["cutoff_date"].unique()}
+    popularity = {pd.Timestamp(c).date() for c in inputs.popularity["cutoff_date"].unique()}
+    return sorted(pairs & popularity)
+
+
+def training_cutoffs(inputs, labels_until: dt.date) -> list[dt.date]:
+    """Feature cutoffs whose whole 28-day label window ends on or before ``labels_until``."""
+    return [
+        c
+        for c in feature_cutoffs(inputs)
+        if c + dt.timedelta(days=LABEL_WINDOW_DAYS) <= labels_until
+    ]
+
+
+def training_frame(inputs, cutoffs: list[dt.date], params: RankerParams) -> pd.DataFrame:
+    """Labelled candidates of the customers who bought after each cutoff, all cutoffs stacked.
+
+    A customer is one query group per cutoff (``customer_id@cutoff``).
+    """
+    frames = []
+    for cutoff in cutoffs:
+        customers = customers_buying_after(inputs.purchases, cutoff)
+        if not customers:
+            continue
+        labelled = label_candidates(
+            candidates_for(inputs, customers, cutoff, params), inputs.purchases, cutoff
+        )
+        labelled["customer_id"] = labelled["customer_id"] + f"@{cutoff.isoformat()}"
+        frames.append(labelled)
+    if not frames:
+        raise ValueError(f"no purchases after the training cutoffs {cutoffs}")
+    return pd.concat(frames, ignore_index=True)
+
+
+@dataclass
+class BacktestResult:
+    """Metrics per candidate (``model`` and ``baseline_*``) plus run facts."""
+
+    test_cutoff: dt.date
+    train_cutoffs: list[dt.date]
+    results: dict[str, dict[str, float]] = field(default_factory=dict)
+    facts: dict[str, float] = field(default_factory=dict)
+
+
+def backtest(inputs, run_date: dt.date, params: RankerParams) -> BacktestResult:
+    """Hold out the 28 days up to ``run_date``: fit before, score and compare on them."""
+    test_cutoff = run_date - dt.timedelta(days=LABEL_WINDOW_DAYS)
+    cutoffs = training_cutoffs(inputs, test_cutoff)
+    result = BacktestResult(test_cutoff, cutoffs)
+    test_customers = customers_buying_after(inputs.purchases, test_cutoff)
+    if not cutoffs or not test_customers:
+        return result
+    started = time.perf_counter()
+    training = training_frame(inputs, cutoffs, params)
+    ranker = Ranker.train(training, params)
+    result.facts["train_seconds"] = time.perf_counter() - started
+    result.facts["train_rows"] = float(len(training))
+
+    started = time.perf_counter()
+    test_candidates = candidates_for(inputs, test_customers, test_cutoff, params)
+    lists = ranker.recommend(test_candidates)
+    result.facts["score_seconds"] = time.perf_counter() - started
+    result.facts["test_candidates"] = float(len(test_candidates))
+    result.facts["test_customers"] = float(len(test_customers))
+
+    k = params.k
+    result.results["model"] = ranking_report(lists, inputs.purchases, test_cutoff, k)
+    # the ceiling the ranker works under: recall of the candidates, ordered by the ranker
+    deep = ranking_report(
+        ranker.recommend(test_candidates, CANDIDATE_DEPTH),
+        inputs.purchases,
+        test_cutoff,
+        CANDIDATE_DEPTH,
+    )
+    for segment in ("all", "repeat", "first_time"):
+        result.results["model"][f"candidate_recall_at_{CANDIDATE_DEPTH}:{segment}"] = deep[
+            f"recall_at_{CANDIDATE_DEPTH}:{segment}"
+        ]
+    for name, baseline in recommend_baselines.BASELINES.items():
+        extra = {}
+        if name in recommend_baselines.NEEDS_COOCCURRENCE:
+            extra["cooccurrence"] = inputs.cooccurrence
+        lists = baseline(inputs.pairs, inputs.popularity, test_customers, test_cutoff, k, **extra)
+        result.results[name] = ranking_report(lists, inputs.purchases, test_cutoff, k)
+    return result
+
+
+def format_table(result: BacktestResult, k: int = 10) -> str:
+    """One plain-text table: a row per model and baseline, columns per metric and segment."""
+    columns = [
+        (f"recall_at_{k}:all", f"R@{k}"),
+        (f"ndcg_at_{k}:all", f"NDCG@{k}"),
+        (f"recall_at_{k}:repeat", f"R@{k} rep"),
+        (f"ndcg_at_{k}:repeat", f"NDCG@{k} rep"),
+        (f"recall_at_{k}:first_time", f"R@{k} new"),
+        (f"ndcg_at_{k}:first_time", f"NDCG@{k} new"),
+        (f"candidate_recall_at_{CANDIDATE_DEPTH}:all", f"cand R@{CANDIDATE_DEPTH}"),
+    ]
+    width = max([len(name) for name in result.results] + [10])
+    lines = [
+        f"test cutoff {result.test_cutoff} (+{LABEL_WINDOW_DAYS} days); trained at "
+        + ", ".join(c.isoformat() for c in result.train_cutoffs),
+        f"{'model':<{width}} " + " ".join(f"{label:>12}" for _, label in columns),
+    ]
+    for name, scores in result.results.items():
+        cells = []
+        for key, _ in columns:
+            value = scores.get(key)
+            cells.append(f"{value:>12.4f}" if value is not None else f"{'':>12}")
+        lines.append(f"{name:<{width}} " + " ".join(cells))
+    model = result.results.get("model", {})
+    lines.append(
+        "customers: "
+        + ", ".join(
+            f"{segment} {int(model.get(f'customers:{segment}', 0))}"
+            for segment in ("all", "repeat", "first_time")
+        )
+    )
+    if result.facts:
+        lines.append("facts: " + ", ".join(f"{k} {v:.1f}" for k, v in result.facts.items()))
+    return "\n".join(lines)
+
+
+def built_run_date(settings) -> dt.date | None:
+    """The run date the warehouse's feature marts were last built for (None: not built)."""
+    import duckdb
+
+    from shopflow.warehouse import connect
+
+    if not settings.warehouse_path.exists():
+        return None
+    try:
+        with connect(settings, read_only=True) as con:
+            row = con.execute(
+                "select max(cutoff_date) from features.feat_customer_product"
+            ).fetchone()
+    except duckdb.CatalogException:
+        return None
+    return row[0] if row else None
+
+
+def run_backtest(settings, run_date: dt.date | None = None, params: RankerParams | None = None):
+    """``shopflow backtest recommend``: backtest as of ``run_date`` and record the result.
+
+    Without a date the warehouse's last build date is used; another date is first ingested
+    and built as the nightly run would (`dbt build` for that date). The evaluated recipe is
+    refitted on everything up to the date and registered as a ``challenger`` (never promoted
+    here): the registry is where exports.model_performance comes from, so the table's rows
+    for this version and its baselines are what the publish step exports, and they are
+    written into the published file at once (see :func:`publish_performance`).
+    """
+    from ml.features import read_recommend_inputs
+    from ml.registry import Registry
+    from ml.training import train_ranker
+    from shopflow.warehouse import connect
+
+    built = built_run_date(settings)
+    if run_date is not None and run_date != built:
+        from shopflow.dbt import build_warehouse
+        from shopflow.ingest import ingest_landing
+
+        ingest_landing(settings, run_date)
+        build_warehouse(settings, run_date)
+    run_date = run_date or built
+    if run_date is None:
+        raise ValueError(
+            "the warehouse has no features yet: `shopflow backtest recommend --date D` builds "
+            "them for D (or run `shopflow run --date D` first)"
+        )
+    params = params or RankerParams()
+    with connect(settings, read_only=True) as con:
+        inputs = read_recommend_inputs(con, run_date, settings.active_customer_days)
+    result = backtest(inputs, run_date, params)
+    if not result.results:
+        raise ValueError(f"nothing to backtest as of {run_date}: no purchases or no cutoffs")
+    started = time.perf_counter()
+    trained = train_ranker(
+        inputs,
+        run_date,
+        Registry(settings),
+        params=params,
+        created_by="shopflow backtest",
+        evaluation=result.results,
+    )
+    result.facts["refit_seconds"] = time.perf_counter() - started
+    publish_performance(settings)
+    return result, trained.version
+
+
+def publish_performance(settings) -> None:
+    """Rewrite exports.model_performance / model_registry of the published file now.
+
+    Same rows and the same copy-then-rename swap as ``shopflow.publish`` (under its lock), so
+    analysts see the backtest before the next nightly publish; without a published file
+    there is nothing to update and the next publish exports the rows.
+    """
+    import os
+    import shutil
+
+    import duckdb
+
+    from shopflow.publish import EXPORT_DDL, performance_rows
+    from shopflow.warehouse import file_lock
+
+    target = settings.published_db_path
+    if not target.exists():
+        return
+    perf, registry_rows = performance_rows(settings)
+    with file_lock(target.with_suffix(".duckdb.lock")):
+        staged = target.with_name(target.name + ".staged")
+        shutil.copyfile(target, staged)
+        con = duckdb.connect(str(staged))
+        try:
+            con.execute("begin transaction")
+            for table, frame in (("model_performance", perf), ("model_registry", registry_rows)):
+                con.execute(f"create table if not exists exports.{table} ({EXPORT_DDL[table]})")
+                con.execute(f"delete from exports.{table}")
+                con.register("incoming", frame)
+                con.execute(f"insert into exports.{table} select * from incoming")
+                con.unregister("incoming")
+            con.execute("commit")
+            con.execute("checkpoint")
+        finally:
+            con.close()
+        os.replace(staged, target)

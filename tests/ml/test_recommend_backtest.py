@@ -1,0 +1,110 @@
+"""The recommender backtest: hand-checked report, and `shopflow backtest recommend` end to end."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import shutil
+
+import duckdb
+import pandas as pd
+import pytest
+
+from ml.recommend.backtest import publish_performance, ranking_report
+from ml.registry import Registry
+from shopflow.cli import main
+from tests.conftest import make_settings
+
+CUTOFF = dt.date(2025, 3, 1)
+
+
+def test_ranking_report_splits_repeat_and_first_time_purchases():
+    purchases = pd.DataFrame(
+        {
+            "customer_id": ["c1", "c1", "c1", "c2", "c2"],
+            "product_id": ["A", "A", "B", "C", "Z"],
+            # Z is bought 29 days after the cutoff: outside the 28-day test window
+            "ordered_date": pd.to_datetime(
+                ["2025-02-01", "2025-03-05", "2025-03-06", "2025-03-10", "2025-03-30"]
+            ),
+        }
+    )
+    lists = pd.DataFrame(
+        {"customer_id": ["c1", "c1", "c2"], "rank": [1, 2, 1], "product_id": ["A", "X", "C"]}
+    )
+    report = ranking_report(lists, purchases, CUTOFF, k=2)
+    # c1 bought {A, B}: hit at rank 1 of 2 -> recall 1/2, NDCG 1 / (1 + 1/log2(3)); c2: 1, 1
+    c1_ndcg = 1.0 / (1.0 + 1.0 / math.log2(3))
+    assert report["recall_at_2:all"] == pytest.approx((0.5 + 1.0) / 2)
+    assert report["ndcg_at_2:all"] == pytest.approx((c1_ndcg + 1.0) / 2)
+    # repeat: only c1's A (bought before the cutoff) -> 1, 1
+    assert report["customers:repeat"] == 1
+    assert report["recall_at_2:repeat"] == 1.0 and report["ndcg_at_2:repeat"] == 1.0
+    # first time: c1's B (missed), c2's C (hit at 1)
+    assert report["customers:first_time"] == 2
+    assert report["recall_at_2:first_time"] == 0.5 and report["ndcg_at_2:first_time"] == 0.5
+
+
+@pytest.fixture(scope="module")
+def backtested(built_home, tmp_path_factory):
+    """`shopflow backtest recommend` on a copy of the tiny built shop (it registers a model)."""
+    settings, run_date = built_home
+    home = tmp_path_factory.mktemp("backtest") / "home"
+    shutil.copytree(settings.home, home, ignore=shutil.ignore_patterns("*.lock", "airflow"))
+    return make_settings(home), run_date
+
+
+def test_backtest_command_prints_the_model_and_every_baseline(backtested, monkeypatch, capsys):
+    settings, run_date = backtested
+    monkeypatch.setenv("SHOPFLOW_HOME", str(settings.home))
+    assert main(["backtest", "recommend"]) == 0
+    out = capsys.readouterr().out
+    assert f"test cutoff {run_date - dt.timedelta(days=28)}" in out
+    rows = {line.split()[0] for line in out.splitlines() if line.strip()}
+    assert {
+        "model",
+        "baseline_popularity_30d",
+        "baseline_repurchase_frequency",
+        "baseline_item_cooccurrence",
+        "baseline_recency_weighted_repurchase",
+    } <= rows
+    (version,) = Registry(settings).versions()
+    assert (version.status, version.created_by) == ("challenger", "shopflow backtest")
+    results = version.metrics["results"]
+    assert 0.0 < results["model"]["candidate_recall_at_100:all"] <= 1.0
+    assert results["model"]["ndcg_at_10:all"] > results["baseline_popularity_30d"]["ndcg_at_10:all"]
+
+
+def test_backtest_results_reach_the_published_model_performance(backtested, monkeypatch):
+    settings, _ = backtested
+    if not Registry(settings).versions():
+        monkeypatch.setenv("SHOPFLOW_HOME", str(settings.home))
+        assert main(["backtest", "recommend"]) == 0
+    settings.published_db_path.parent.mkdir(parents=True, exist_ok=True)
+    duckdb.connect(str(settings.published_db_path)).execute("create schema exports").close()
+    publish_performance(settings)
+    (version,) = Registry(settings).versions()
+    con = duckdb.connect(str(settings.published_db_path), read_only=True)
+    rows = con.execute(
+        "select model_name, segment, value from exports.model_performance "
+        "where metric = 'ndcg_at_10' and model_version = ? order by model_name, segment",
+        [version.version],
+    ).fetchall()
+    con.close()
+    names = {name for name, _, _ in rows}
+    assert names == {
+        "recommendations",
+        "baseline_popularity_30d",
+        "baseline_repurchase_frequency",
+        "baseline_item_cooccurrence",
+        "baseline_recency_weighted_repurchase",
+    }
+    assert {segment for _, segment, _ in rows} == {"all", "repeat", "first_time"}
+    expected = version.metrics["results"]["model"]["ndcg_at_10:all"]
+    assert ("recommendations", "all", pytest.approx(expected)) in rows
+
+
+def test_backtest_without_a_built_warehouse_says_what_to_do(settings, monkeypatch, capsys):
+    monkeypatch.setenv("SHOPFLOW_HOME", str(settings.home))
+    assert main(["backtest", "recommend"]) == 2
+    assert "the warehouse has no features yet" in capsys.readouterr().err
