@@ -13,7 +13,7 @@ Folds (newest first):
   28 days after it, test at the next cutoff on the 28 days after that.
 
 Only the stable model APIs are used: ``DemandForecaster``/``build_training_frame``/
-``forecast_holdout_frame`` and ``Ranker``/``build_candidates``/``label_candidates``.
+``forecast_holdout_frame`` and ``Ranker``/``candidates_for``/``label_candidates``.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from ml.recommend.ranker import (
     LABEL_WINDOW_DAYS,
     Ranker,
     RankerParams,
-    build_candidates,
+    candidates_for,
     label_candidates,
 )
 from ml.training import forecast_holdout_frame
@@ -192,22 +192,23 @@ def evaluate_ranker_recipes(
             params = RankerParams(**{**params.__dict__, "k": k})
             if params not in fitted:
                 labelled = label_candidates(
-                    build_candidates(
-                        inputs.pairs, inputs.popularity, train_customers, train_cutoff, params
-                    ),
+                    candidates_for(inputs, train_customers, train_cutoff, params),
                     inputs.purchases,
                     train_cutoff,
                 )
                 ranker = Ranker.train(labelled, params)
-                test_candidates = build_candidates(
-                    inputs.pairs, inputs.popularity, test_customers, test_cutoff, params
-                )
+                test_candidates = candidates_for(inputs, test_customers, test_cutoff, params)
                 fitted[params] = _ranking_scores(
                     ranker.recommend(test_candidates), inputs.purchases, test_cutoff, k
                 )
             results[name] = fitted[params]
         for name, baseline in recommend_baselines.BASELINES.items():
-            lists = baseline(inputs.pairs, inputs.popularity, test_customers, test_cutoff, k)
+            extra = {}
+            if name in recommend_baselines.NEEDS_COOCCURRENCE:
+                extra["cooccurrence"] = inputs.cooccurrence
+            lists = baseline(
+                inputs.pairs, inputs.popularity, test_customers, test_cutoff, k, **extra
+            )
             results[name] = _ranking_scores(lists, inputs.purchases, test_cutoff, k)
         evaluation.add(test_cutoff, results)
     return evaluation

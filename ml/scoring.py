@@ -56,9 +56,30 @@ def champion_or_fail(registry: Registry, model_name: str) -> ModelVersion:
     return champion
 
 
+class InvalidPredictionsError(RuntimeError):
+    """A model produced predictions that can never be published (NaN, infinite, missing)."""
+
+
+def check_predictions(table: str, frame: pd.DataFrame) -> None:
+    """Refuse NaN or infinite values before they reach the predictions table."""
+    import numpy as np
+
+    numeric = frame.select_dtypes("number")
+    bad = ~np.isfinite(numeric.to_numpy(dtype="float64"))
+    if bad.any():
+        columns = sorted(numeric.columns[bad.any(axis=0)])
+        versions = sorted(frame.get("model_version", pd.Series(["?"])).astype(str).unique())
+        raise InvalidPredictionsError(
+            f"{table}: {int(bad.any(axis=1).sum())} of {len(frame)} rows have NaN or infinite "
+            f"values in {', '.join(columns)} (model version {', '.join(versions)}); "
+            "nothing was written. Roll back the model: shopflow models rollback <model>"
+        )
+
+
 def write_predictions(settings, table: str, run_date: dt.date, frame: pd.DataFrame) -> int:
     """Replace the run_date partition of predictions.<table> (one transaction)."""
     columns = [line.split()[0] for line in PREDICTION_TABLES[table].strip().splitlines()]
+    check_predictions(table, frame[columns])
     with connect(settings) as con:
         con.execute("create schema if not exists predictions")
         con.execute(f"create table if not exists predictions.{table} ({PREDICTION_TABLES[table]})")

@@ -145,7 +145,7 @@ def data_error_types() -> tuple[type[BaseException], ...]:
     from ml.lifecycle import RetrainNotPossibleError
     from ml.registry import ArtifactIntegrityError
     from ml.rollback import PostPublishCheckError
-    from ml.scoring import NoChampionError
+    from ml.scoring import InvalidPredictionsError, NoChampionError
     from shopflow.dbt import DbtBuildError
     from shopflow.ingest import LandingFormatError
     from shopflow.quality import QualityGateError
@@ -155,6 +155,7 @@ def data_error_types() -> tuple[type[BaseException], ...]:
         QualityGateError,
         DbtBuildError,
         NoChampionError,
+        InvalidPredictionsError,
         ArtifactIntegrityError,
         PostPublishCheckError,
         RetrainNotPossibleError,

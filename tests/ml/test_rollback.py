@@ -16,7 +16,7 @@ from ml.features import read_forecast_inputs
 from ml.forecast.model import FEATURES, DemandForecaster, build_training_frame
 from ml.registry import ArtifactIntegrityError, Registry
 from ml.rollback import PostPublishCheckError, check_after_publish, republish
-from ml.scoring import score_forecast, score_recommendations
+from ml.scoring import InvalidPredictionsError, score_forecast, score_recommendations
 from shopflow.dbt import build_warehouse
 from shopflow.warehouse import connect
 from tests.ml.lifecycle_helpers import WEAK, copy_home, promote_trained
@@ -78,8 +78,8 @@ def nan_night(built_home, tmp_path_factory):
     build_warehouse(settings, next_day)
     bad = _register_nan_forecaster(settings, next_day)
     Registry(settings).promote(FORECAST, bad, actor="test", reason="newly promoted (NaN)")
-    with pytest.raises(duckdb.ConstraintException, match="units_mean"):
-        score_forecast(settings, next_day)  # the predictions table refuses NaN (NULL)
+    with pytest.raises(InvalidPredictionsError, match="NaN or infinite values in units_mean"):
+        score_forecast(settings, next_day)  # scoring refuses to write NaN
     score_recommendations(settings, next_day)
     published_bad = _forecast_rows(settings, next_day)
     with pytest.raises(PostPublishCheckError) as failure:
