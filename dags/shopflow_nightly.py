@@ -9,7 +9,8 @@ date's outputs.
 | task | does | when it fails |
 | --- | --- | --- |
 | `ingest_landing` | validates new/changed landing partitions up to the date, loads them into `raw` | bad landing data: the log names file, column/rule and the Data Docs page. Nothing was loaded. Fix or replace the file, clear the task. |
-| `build_warehouse` | `dbt build` of staging, marts, features (with dbt tests) | the log names the failed model/test; see `$SHOPFLOW_HOME/dbt/logs/dbt.log` |
+| `build_warehouse` | one `dbt build` of staging, marts, features (with dbt tests) | dbt could not run: see `$SHOPFLOW_HOME/dbt/logs/dbt.log` |
+| `dbt_model` (one per model) | reports that model's build and tests | the failed model or test, in plain words; fix the data or the model, clear the task |
 | `validate_marts` | quality gate on the marts: references, continuous daily demand, raw ↔ mart row counts; net units (warning) | the log names the rule and the Data Docs page; see docs/runbooks/quality_gate.md |
 | `ensure_models` | trains first models if a model has no champion | — |
 | `score_forecast`, `score_recommendations` | score with the champion models | missing champion or corrupted artifact: see `shopflow models list` |
@@ -51,11 +52,24 @@ with DAG(
 
         return run_step("ingest_landing", ds)
 
-    @task(doc_md="dbt build (models + tests) as of the date.")
-    def build_warehouse(ds: str | None = None) -> dict:
+    @task(doc_md="One `dbt build` (models + tests) as of the date; `dbt_model` reports each model.")
+    def build_warehouse(ds: str | None = None) -> list[dict]:
         from shopflow.pipeline import run_step
 
-        return run_step("build_warehouse", ds)
+        return run_step("build_warehouse_models", ds)
+
+    @task(
+        map_index_template="{{ dbt_model }}",
+        retries=0,
+        doc_md="One model of the build and its tests: fails when either failed (see the log).",
+    )
+    def dbt_model(report: dict) -> dict:
+        from airflow.sdk import get_current_context
+
+        from shopflow.pipeline import check_dbt_model
+
+        get_current_context()["dbt_model"] = report["model"]
+        return check_dbt_model(report)
 
     @task(doc_md="Quality gate on the marts after dbt build.")
     def validate_marts(ds: str | None = None) -> dict:
@@ -106,7 +120,9 @@ with DAG(
 
         return run_step("check_published", ds)
 
-    models = ingest_landing() >> build_warehouse() >> validate_marts() >> ensure_models()
+    built = build_warehouse()
+    ingest_landing() >> built
+    models = dbt_model.expand(report=built) >> validate_marts() >> ensure_models()
     scores = [score_forecast(), score_recommendations()]
     models >> scores
     scores >> validate_predictions() >> publish_exports() >> check_published()

@@ -154,7 +154,7 @@ def node_reports(settings: Settings, result: DbtResult) -> list[dict]:
     tests = []
     for item in result.results:
         unique_id = item["unique_id"]
-        if unique_id.startswith("test."):
+        if unique_id.startswith(("test.", "unit_test.")):
             tests.append(item)
             continue
         reports[unique_id] = {
@@ -171,6 +171,10 @@ def node_reports(settings: Settings, result: DbtResult) -> list[dict]:
         parent = node.get("attached_node") or next(
             iter(n for n in node.get("depends_on", {}).get("nodes", []) if n in reports), None
         )
+        if item["unique_id"].startswith("unit_test."):
+            # unit_test.<project>.<model>.<name>: unit tests belong to the model they test
+            _, project, model, *_ = item["unique_id"].split(".")
+            parent = f"model.{project}.{model}"
         if parent not in reports:
             continue
         reports[parent]["tests"] += 1

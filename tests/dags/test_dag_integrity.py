@@ -65,6 +65,7 @@ def test_nightly_dag_has_the_documented_tasks():
     assert result["dags"][0]["tasks"] == [
         "build_warehouse",
         "check_published",
+        "dbt_model",
         "ensure_models",
         "ingest_landing",
         "publish_exports",
