@@ -33,6 +33,7 @@ TARGETS = {
     "pandas_memory_ratio": 0.5,
     "rebuild_seconds": 15 * 60.0,
     "rebuild_rss_mb": 6 * 1024.0,
+    "dbt_visibility": 1.15,
 }
 
 
@@ -79,8 +80,23 @@ def run_airflow_nightly(home: Path, day: dt.date) -> dict:
         "seconds": round(seconds, 3),
         "rows": 0,
         "peak_rss_mb": None,
-        "detail": {},
+        "detail": {"tasks": task_spans(home / "airflow" / "runs" / f"shopflow_nightly_{day}.log")},
     }
+
+
+def task_spans(log: Path) -> dict[str, float]:
+    """Seconds per task of a `dags test` run (mapped tasks: first start to last end)."""
+    starts: dict[str, dt.datetime] = {}
+    ends: dict[str, dt.datetime] = {}
+    for line in log.read_text(errors="replace").splitlines():
+        if "[DAG TEST] starting task_id=" in line or "[DAG TEST] end task task_id=" in line:
+            stamp = dt.datetime.fromisoformat(line.split()[0].rstrip("Z"))
+            task = line.split("task_id=")[1].split()[0]
+            if "starting" in line:
+                starts[task] = min(starts.get(task, stamp), stamp)
+            else:
+                ends[task] = max(ends.get(task, stamp), stamp)
+    return {t: round((ends[t] - starts[t]).total_seconds(), 2) for t in starts if t in ends}
 
 
 def machine() -> dict:
@@ -205,6 +221,19 @@ def report(size: str, results: dict[str, dict], info: dict) -> str:
                 seconds < TARGETS["nightly_seconds"],
             ),
         )
+        tasks = results["nightly_airflow"]["detail"]["tasks"]
+        if "build_warehouse" in tasks and "dbt_model" in tasks and "dbt_plain_build" in results:
+            watched = tasks["build_warehouse"] + tasks["dbt_model"]
+            plain = results["dbt_plain_build"]["seconds"]
+            checks.insert(
+                2,
+                (
+                    "dbt in Airflow, one task per model / one plain `dbt build`",
+                    f"{watched / plain:.2f}x ({watched:.1f} s vs {plain:.1f} s)",
+                    f"<= {TARGETS['dbt_visibility']}x",
+                    watched / plain <= TARGETS["dbt_visibility"],
+                ),
+            )
     lines += ["| comparison | measured | target (size M) | met |", "| --- | --- | --- | --- |"]
     lines += [f"| {a} | {b} | {c} | {'yes' if d else 'no'} |" for a, b, c, d in checks]
     lines += [
@@ -243,6 +272,8 @@ def main() -> int:
     results["nightly"] = run_stage("nightly", args.size, home, nightly)
     if args.airflow:
         results["nightly_airflow"] = run_airflow_nightly(home, end)
+        # the same build again (no new data since that run) as one plain dbt invocation
+        results["dbt_plain_build"] = run_stage("dbt_plain_build", args.size, home, end)
     results["limit_sql"] = run_stage("limit_sql", args.size, home, nightly)
     results["pandas_marts"] = run_stage("pandas_marts", args.size, home, nightly)
     text = report(args.size, results, machine())

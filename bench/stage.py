@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import resource
 import time
 from pathlib import Path
@@ -57,6 +58,21 @@ def run_stage(stage: str, size: str, home: Path, run_date: dt.date) -> dict:
             settings,
             f"select count(*) from marts.fct_order_lines where ordered_date <= '{run_date}'",
         )
+    elif stage == "dbt_plain_build":
+        import subprocess
+
+        from shopflow.dbt import dbt_executable
+
+        env = {**os.environ, **settings.dbt_env(), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+        command = [
+            dbt_executable(), "build",
+            "--project-dir", str(settings.dbt_project_dir),
+            "--profiles-dir", str(settings.dbt_project_dir),
+            "--target-path", str(settings.home / "dbt" / "plain-target"),
+            "--vars", json.dumps({"run_date": run_date.isoformat()}),
+        ]  # fmt: skip
+        subprocess.run(command, env=env, check=True, capture_output=True)
+        rows = 0
     elif stage in ("train_forecast", "train_recommend"):
         from ml.lifecycle import train_model
         from ml.registry import Registry

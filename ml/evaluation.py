@@ -149,30 +149,10 @@ def _ranking_scores(
     lists: pd.DataFrame, purchases: pd.DataFrame, cutoff: dt.date, k: int
 ) -> dict[str, float]:
     """NDCG@k / Recall@k (all, repeat, first-time) on the 28 days after ``cutoff``."""
-    dates = pd.to_datetime(purchases["ordered_date"])
-    window = purchases[
-        (dates > pd.Timestamp(cutoff))
-        & (dates <= pd.Timestamp(cutoff + dt.timedelta(days=LABEL_WINDOW_DAYS)))
-    ]
-    before = purchases[dates <= pd.Timestamp(cutoff)]
-    seen = set(zip(before["customer_id"], before["product_id"], strict=True))
-    repeat = [
-        (c, p) in seen for c, p in zip(window["customer_id"], window["product_id"], strict=True)
-    ]
-    recommended = {
-        c: list(g.sort_values("rank")["product_id"]) for c, g in lists.groupby("customer_id")
-    }
-    report = {}
-    for segment, part in (
-        ("all", window),
-        ("repeat", window[repeat]),
-        ("first_time", window[[not r for r in repeat]]),
-    ):
-        bought = {c: set(g["product_id"]) for c, g in part.groupby("customer_id")}
-        scores = metrics.ranking_metrics(recommended, bought, k)
-        report[f"ndcg_at_{k}:{segment}"] = scores["ndcg_at_k"]
-        report[f"recall_at_{k}:{segment}"] = scores["recall_at_k"]
-    return report
+    from ml.recommend.backtest import ranking_report
+
+    report = ranking_report(lists, purchases, cutoff, k)
+    return {key: value for key, value in report.items() if not key.startswith("customers:")}
 
 
 def evaluate_ranker_recipes(

@@ -77,25 +77,39 @@ def train_forecaster(
     first_origin = backtest.origins[0] if backtest.origins else run_date
     training = build_training_frame(inputs.feat, run_date, params)
     model = DemandForecaster.train(training, params)
+    version = save_and_register(
+        registry,
+        FORECAST_MODEL,
+        model,
+        run_date,
+        params=params.__dict__,
+        feature_schema=FORECAST_FEATURES,
+        metrics={
+            "holdout_origin": first_origin.isoformat(),
+            "backtest_origins": [o.isoformat() for o in backtest.origins],
+            "primary_metric": "weekly_wape",
+            "results": evaluation,
+        },
+        training=training,
+        created_by=created_by,
+    )
+    return TrainingResult(version, evaluation)
+
+
+def save_and_register(
+    registry: Registry, model_name: str, model, run_date: dt.date, *, training, **record
+) -> ModelVersion:
+    """Save a trained model (its own ``save``: UBJSON + JSON) and register it as a challenger."""
     with tempfile.TemporaryDirectory(dir=registry.settings.tmp_dir) as tmp:
         staged = Path(tmp) / "artifact"
         model.save(staged)
-        version = registry.register(
-            FORECAST_MODEL,
+        return registry.register(
+            model_name,
             staged,
             cutoff_date=run_date,
-            params=params.__dict__,
-            feature_schema=FORECAST_FEATURES,
-            metrics={
-                "holdout_origin": first_origin.isoformat(),
-                "backtest_origins": [o.isoformat() for o in backtest.origins],
-                "primary_metric": "weekly_wape",
-                "results": evaluation,
-            },
             data_fingerprint=frame_fingerprint(training),
-            created_by=created_by,
+            **record,
         )
-    return TrainingResult(version, evaluation)
 
 
 # -- recommendations -----------------------------------------------------------------------
@@ -132,22 +146,20 @@ def train_ranker(
         )
     training = recommend_backtest.training_frame(inputs, cutoffs, params)
     ranker = Ranker.train(training, params)
-    with tempfile.TemporaryDirectory(dir=registry.settings.tmp_dir) as tmp:
-        staged = Path(tmp) / "artifact"
-        ranker.save(staged)
-        version = registry.register(
-            RANKER_MODEL,
-            staged,
-            cutoff_date=run_date,
-            params=params.__dict__,
-            feature_schema=RANKER_FEATURES,
-            metrics={
-                "holdout_cutoff": (run_date - dt.timedelta(days=HOLDOUT_DAYS)).isoformat(),
-                "primary_metric": f"ndcg_at_{params.k}:all",
-                "train_cutoffs": [c.isoformat() for c in cutoffs],
-                "results": evaluation,
-            },
-            data_fingerprint=frame_fingerprint(training),
-            created_by=created_by,
-        )
+    version = save_and_register(
+        registry,
+        RANKER_MODEL,
+        ranker,
+        run_date,
+        params=params.__dict__,
+        feature_schema=RANKER_FEATURES,
+        metrics={
+            "holdout_cutoff": (run_date - dt.timedelta(days=HOLDOUT_DAYS)).isoformat(),
+            "primary_metric": f"ndcg_at_{params.k}:all",
+            "train_cutoffs": [c.isoformat() for c in cutoffs],
+            "results": evaluation,
+        },
+        training=training,
+        created_by=created_by,
+    )
     return TrainingResult(version, evaluation)

@@ -84,13 +84,13 @@ def cmd_load(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def run_nightly(settings: Settings, run_date: dt.date) -> float:
-    """Run shopflow_nightly for ``run_date`` through Airflow; returns seconds taken."""
+def run_through_airflow(settings: Settings, dag_id: str, run_date: dt.date) -> float:
+    """Run ``dag_id`` for ``run_date`` through Airflow; returns seconds taken."""
     from shopflow.airflow_runner import run_dag
 
     settings.ensure_dirs()
     started = time.perf_counter()
-    run_dag(settings, "shopflow_nightly", run_date)
+    run_dag(settings, dag_id, run_date)
     return time.perf_counter() - started
 
 
@@ -98,7 +98,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from shopflow.airflow_runner import DagRunFailedError
 
     try:
-        seconds = run_nightly(settings, args.date)
+        seconds = run_through_airflow(settings, "shopflow_nightly", args.date)
     except DagRunFailedError as exc:
         print(f"FAILED: {exc}", file=sys.stderr)
         return 1
@@ -154,7 +154,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     run_date = shop.last_date
     print(f"running shopflow_nightly for {run_date} through Airflow ...")
     try:
-        seconds = run_nightly(settings, run_date)
+        seconds = run_through_airflow(settings, "shopflow_nightly", run_date)
     except DagRunFailedError as exc:
         print(f"FAILED: {exc}", file=sys.stderr)
         return 1
@@ -227,21 +227,11 @@ def cmd_models_change(args: argparse.Namespace, settings: Settings, registry) ->
     return 0
 
 
-def run_retrain(settings: Settings, run_date: dt.date) -> float:
-    """Run shopflow_retrain for ``run_date`` through Airflow; returns seconds taken."""
-    from shopflow.airflow_runner import run_dag
-
-    settings.ensure_dirs()
-    started = time.perf_counter()
-    run_dag(settings, "shopflow_retrain", run_date)
-    return time.perf_counter() - started
-
-
 def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
     from shopflow.airflow_runner import DagRunFailedError
 
     try:
-        seconds = run_retrain(settings, args.date)
+        seconds = run_through_airflow(settings, "shopflow_retrain", args.date)
     except DagRunFailedError as exc:
         print(f"FAILED: {exc}", file=sys.stderr)
         return 1
