@@ -8,10 +8,7 @@ with
 
 cutoffs as (
 
-    select cast({{ run_date() }} - to_days(cast(offset_days as integer)) as date) as cutoff_date
-    from (
-        select unnest({{ var('feature_cutoff_offsets_days') }}) as offset_days
-    )
+    {{ feature_cutoffs() }}
 
 ),
 
