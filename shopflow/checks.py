@@ -84,20 +84,17 @@ def prediction_frames(settings: Settings, run_date: dt.date) -> dict:
     }
 
 
-def validate_predictions(settings: Settings, run_date: dt.date) -> dict:
-    """Run the prediction suites; raise QualityGateError on a blocking failure."""
+def run_suites(settings: Settings, run_date: dt.date, area: str, frames: dict) -> dict:
+    """Validate each frame against the suite of the same name; log warnings, build Data Docs
+    once, and raise QualityGateError on a blocking failure."""
     from shopflow.quality import build_data_docs, raise_if_blocked, validate_frame
 
     run_name = f"nightly_{run_date.isoformat()}"
     reports = [
         validate_frame(
-            frame,
-            suite,
-            batch=f"predictions/{suite}/{run_date}",
-            settings=settings,
-            run_name=run_name,
+            frame, suite, batch=f"{area}/{suite}/{run_date}", settings=settings, run_name=run_name
         )
-        for suite, frame in prediction_frames(settings, run_date).items()
+        for suite, frame in frames.items()
     ]
     index = build_data_docs(settings)
     for report in reports:
@@ -110,6 +107,11 @@ def validate_predictions(settings: Settings, run_date: dt.date) -> dict:
         },
         "data_docs": str(index),
     }
+
+
+def validate_predictions(settings: Settings, run_date: dt.date) -> dict:
+    """Run the prediction suites; raise QualityGateError on a blocking failure."""
+    return run_suites(settings, run_date, "predictions", prediction_frames(settings, run_date))
 
 
 def mart_frames(settings: Settings, run_date: dt.date) -> dict:
@@ -203,23 +205,4 @@ def validate_marts(settings: Settings, run_date: dt.date) -> dict:
     demand has no gaps up to the run date, fct_order_lines reconciles day by day with the
     lines ingest loaded into raw, and (warning) no product has more returned than sold.
     """
-    from shopflow.quality import build_data_docs, raise_if_blocked, validate_frame
-
-    run_name = f"nightly_{run_date.isoformat()}"
-    reports = [
-        validate_frame(
-            frame, suite, batch=f"marts/{suite}/{run_date}", settings=settings, run_name=run_name
-        )
-        for suite, frame in mart_frames(settings, run_date).items()
-    ]
-    index = build_data_docs(settings)
-    for report in reports:
-        for warning in report.warnings:
-            log.warning("%s: %s", report.batch, warning.message())
-    raise_if_blocked(reports)
-    return {
-        "suites": {
-            r.suite: {"evaluated": r.evaluated, "warnings": len(r.warnings)} for r in reports
-        },
-        "data_docs": str(index),
-    }
+    return run_suites(settings, run_date, "marts", mart_frames(settings, run_date))
