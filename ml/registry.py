@@ -170,6 +170,15 @@ _COLUMNS = (
 )
 
 
+def _require_version(con, model_name: str, version: str) -> None:
+    found = con.execute(
+        "select 1 from model_versions where model_name = ? and version = ?",
+        [model_name, version],
+    ).fetchone()
+    if found is None:
+        raise KeyError(f"{model_name} has no version {version}")
+
+
 class Registry:
     """The registry of one Shopflow home."""
 
@@ -240,12 +249,7 @@ class Registry:
             _ensure_schema(con)
             con.execute("begin transaction")
             try:
-                found = con.execute(
-                    "select status from model_versions where model_name = ? and version = ?",
-                    [model_name, version],
-                ).fetchone()
-                if found is None:
-                    raise KeyError(f"{model_name} has no version {version}")
+                _require_version(con, model_name, version)
                 now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
                 con.execute(
                     "update model_versions set status = 'retired', status_reason = ?, "
@@ -292,12 +296,7 @@ class Registry:
             con.execute("begin transaction")
             try:
                 for version in (failed_version, to_version):
-                    found = con.execute(
-                        "select 1 from model_versions where model_name = ? and version = ?",
-                        [model_name, version],
-                    ).fetchone()
-                    if found is None:
-                        raise KeyError(f"{model_name} has no version {version}")
+                    _require_version(con, model_name, version)
                 now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
                 con.execute(
                     "update model_versions set status = 'rolled_back', status_reason = ?, "

@@ -206,12 +206,7 @@ def stage_published_db(
                 f"select {', '.join(columns)} from incoming"
             )
             con.unregister("incoming")
-        for table in ("model_performance", "model_registry"):
-            # registry-derived tables are small and rebuilt whole on every publish
-            con.execute(f"delete from exports.{table}")
-            con.register("incoming", tables[table])
-            con.execute(f"insert into exports.{table} select * from incoming")
-            con.unregister("incoming")
+        _replace_registry_tables(con, tables["model_performance"], tables["model_registry"])
         con.execute("commit")
         con.execute("checkpoint")
     finally:
@@ -258,3 +253,40 @@ def publish(settings: Settings, run_date: dt.date) -> dict:
     }
     log.info("published %s", json.dumps(summary))
     return summary
+
+
+def _replace_registry_tables(con, perf: pd.DataFrame, registry_rows: pd.DataFrame) -> None:
+    """Rebuild the registry-derived tables whole (they are small), in the caller's transaction."""
+    for table, frame in (("model_performance", perf), ("model_registry", registry_rows)):
+        con.execute(f"create table if not exists exports.{table} ({EXPORT_DDL[table]})")
+        con.execute(f"delete from exports.{table}")
+        con.register("incoming", frame)
+        con.execute(f"insert into exports.{table} select * from incoming")
+        con.unregister("incoming")
+
+
+def publish_registry_tables(settings: Settings) -> None:
+    """Rewrite exports.model_performance / model_registry of the published file now.
+
+    Used by the backtest commands so analysts see new results before the next nightly
+    publish. Same copy-then-rename swap and lock as :func:`publish`; without a published file
+    there is nothing to update and the next publish exports the rows.
+    """
+    import duckdb
+
+    target = settings.published_db_path
+    if not target.exists():
+        return
+    perf, registry_rows = performance_rows(settings)
+    with file_lock(target.with_suffix(".duckdb.lock")):
+        staged = target.with_name(target.name + ".staged")
+        shutil.copyfile(target, staged)
+        con = duckdb.connect(str(staged))
+        try:
+            con.execute("begin transaction")
+            _replace_registry_tables(con, perf, registry_rows)
+            con.execute("commit")
+            con.execute("checkpoint")
+        finally:
+            con.close()
+        os.replace(staged, target)

@@ -194,9 +194,9 @@ def run_backtest(settings, run_date: dt.date | None = None, n_origins: int = 2):
     Returns (BacktestResult, registered ModelVersion, refit seconds).
     """
     from ml.features import read_forecast_inputs
-    from ml.recommend.backtest import publish_performance
     from ml.registry import Registry
     from ml.training import train_forecaster
+    from shopflow.publish import publish_registry_tables
     from shopflow.warehouse import connect
 
     with connect(settings, read_only=True) as con:
@@ -220,5 +220,5 @@ def run_backtest(settings, run_date: dt.date | None = None, n_origins: int = 2):
         backtest=result,
     )
     refit_seconds = time.perf_counter() - started
-    publish_performance(settings)
+    publish_registry_tables(settings)
     return result, trained.version, refit_seconds

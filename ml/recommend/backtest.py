@@ -219,7 +219,7 @@ def run_backtest(settings, run_date: dt.date | None = None, params: RankerParams
     refitted on everything up to the date and registered as a ``challenger`` (never promoted
     here): the registry is where exports.model_performance comes from, so the table's rows
     for this version and its baselines are what the publish step exports, and they are
-    written into the published file at once (see :func:`publish_performance`).
+    written into the published file at once (see :func:`shopflow.publish.publish_registry_tables`).
     """
     from ml.features import read_recommend_inputs
     from ml.registry import Registry
@@ -255,43 +255,7 @@ def run_backtest(settings, run_date: dt.date | None = None, params: RankerParams
         evaluation=result.results,
     )
     result.facts["refit_seconds"] = time.perf_counter() - started
-    publish_performance(settings)
+    from shopflow.publish import publish_registry_tables
+
+    publish_registry_tables(settings)
     return result, trained.version
-
-
-def publish_performance(settings) -> None:
-    """Rewrite exports.model_performance / model_registry of the published file now.
-
-    Same rows and the same copy-then-rename swap as ``shopflow.publish`` (under its lock), so
-    analysts see the backtest before the next nightly publish; without a published file
-    there is nothing to update and the next publish exports the rows.
-    """
-    import os
-    import shutil
-
-    import duckdb
-
-    from shopflow.publish import EXPORT_DDL, performance_rows
-    from shopflow.warehouse import file_lock
-
-    target = settings.published_db_path
-    if not target.exists():
-        return
-    perf, registry_rows = performance_rows(settings)
-    with file_lock(target.with_suffix(".duckdb.lock")):
-        staged = target.with_name(target.name + ".staged")
-        shutil.copyfile(target, staged)
-        con = duckdb.connect(str(staged))
-        try:
-            con.execute("begin transaction")
-            for table, frame in (("model_performance", perf), ("model_registry", registry_rows)):
-                con.execute(f"create table if not exists exports.{table} ({EXPORT_DDL[table]})")
-                con.execute(f"delete from exports.{table}")
-                con.register("incoming", frame)
-                con.execute(f"insert into exports.{table} select * from incoming")
-                con.unregister("incoming")
-            con.execute("commit")
-            con.execute("checkpoint")
-        finally:
-            con.close()
-        os.replace(staged, target)

@@ -10,9 +10,10 @@ import duckdb
 import pandas as pd
 import pytest
 
-from ml.recommend.backtest import publish_performance, ranking_report
+from ml.recommend.backtest import ranking_report
 from ml.registry import Registry
 from shopflow.cli import main
+from shopflow.publish import publish_registry_tables
 from tests.conftest import make_settings
 
 CUTOFF = dt.date(2025, 3, 1)
@@ -82,7 +83,7 @@ def test_backtest_results_reach_the_published_model_performance(backtested, monk
         assert main(["backtest", "recommend"]) == 0
     settings.published_db_path.parent.mkdir(parents=True, exist_ok=True)
     duckdb.connect(str(settings.published_db_path)).execute("create schema exports").close()
-    publish_performance(settings)
+    publish_registry_tables(settings)
     (version,) = Registry(settings).versions()
     con = duckdb.connect(str(settings.published_db_path), read_only=True)
     rows = con.execute(
