@@ -8,12 +8,12 @@ challenger trained at the latest cutoff has already seen every fold's test days.
 
 Folds (newest first):
 - forecasts: origins ``run_date - 28 * i`` for i = 1..n, each scored on its next 28 days;
-- recommendations: consecutive feature cutoffs present in the feature marts
-  (``feature_cutoff_offsets_days`` in dbt_project.yml): train at one cutoff with labels from the
-  28 days after it, test at the next cutoff on the 28 days after that.
+- recommendations: consecutive feature cutoffs present in the feature marts (the training
+  cutoffs, ``training_cutoff_offsets_days`` in dbt_project.yml): train at one cutoff with
+  labels from the 28 days after it, test at the next cutoff on the 28 days after that.
 
 Only the stable model APIs are used: ``DemandForecaster``/``build_training_frame``/
-``forecast_holdout_frame`` and ``Ranker``/``candidates_for``/``label_candidates``.
+``forecast_holdout_frame`` and ``Ranker``/``training_frame``/``recommend_for``.
 """
 
 from __future__ import annotations
@@ -29,12 +29,12 @@ from ml.features import ForecastInputs, RecommendInputs
 from ml.forecast import baselines as forecast_baselines
 from ml.forecast.model import DemandForecaster, ForecastParams, build_training_frame
 from ml.recommend import baselines as recommend_baselines
+from ml.recommend.backtest import customers_buying_after, training_frame
 from ml.recommend.ranker import (
     LABEL_WINDOW_DAYS,
     Ranker,
     RankerParams,
-    candidates_for,
-    label_candidates,
+    recommend_for,
 )
 from ml.training import forecast_holdout_frame
 
@@ -136,15 +136,6 @@ def ranker_folds(inputs: RecommendInputs, run_date: dt.date) -> list[tuple[dt.da
     return sorted(folds, key=lambda f: f[1], reverse=True)
 
 
-def _customers_buying(purchases: pd.DataFrame, cutoff: dt.date) -> list[str]:
-    dates = pd.to_datetime(purchases["ordered_date"])
-    window = purchases[
-        (dates > pd.Timestamp(cutoff))
-        & (dates <= pd.Timestamp(cutoff + dt.timedelta(days=LABEL_WINDOW_DAYS)))
-    ]
-    return sorted(set(window["customer_id"]))
-
-
 def _ranking_scores(
     lists: pd.DataFrame, purchases: pd.DataFrame, cutoff: dt.date, k: int
 ) -> dict[str, float]:
@@ -162,8 +153,8 @@ def evaluate_ranker_recipes(
     evaluation = FoldEvaluation()
     k = next(iter(recipes.values())).k
     for train_cutoff, test_cutoff in ranker_folds(inputs, run_date):
-        train_customers = _customers_buying(inputs.purchases, train_cutoff)
-        test_customers = _customers_buying(inputs.purchases, test_cutoff)
+        train_customers = customers_buying_after(inputs.purchases, train_cutoff)
+        test_customers = customers_buying_after(inputs.purchases, test_cutoff)
         if not train_customers or not test_customers:
             continue
         results: dict[str, dict[str, float]] = {}
@@ -171,16 +162,9 @@ def evaluate_ranker_recipes(
         for name, params in recipes.items():
             params = RankerParams(**{**params.__dict__, "k": k})
             if params not in fitted:
-                labelled = label_candidates(
-                    candidates_for(inputs, train_customers, train_cutoff, params),
-                    inputs.purchases,
-                    train_cutoff,
-                )
-                ranker = Ranker.train(labelled, params)
-                test_candidates = candidates_for(inputs, test_customers, test_cutoff, params)
-                fitted[params] = _ranking_scores(
-                    ranker.recommend(test_candidates), inputs.purchases, test_cutoff, k
-                )
+                ranker = Ranker.train(training_frame(inputs, [train_cutoff], params), params)
+                (lists,) = recommend_for(ranker, inputs, test_customers, test_cutoff, (k,))
+                fitted[params] = _ranking_scores(lists, inputs.purchases, test_cutoff, k)
             results[name] = fitted[params]
         for name, baseline in recommend_baselines.BASELINES.items():
             extra = {}

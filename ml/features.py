@@ -41,15 +41,28 @@ def read_forecast_inputs(con, as_of: dt.date) -> ForecastInputs:
     return ForecastInputs(feat=feat)
 
 
-def read_recommend_inputs(con, as_of: dt.date, active_customer_days: int) -> RecommendInputs:
+def read_recommend_inputs(
+    con, as_of: dt.date, active_customer_days: int, *, scoring: bool = False
+) -> RecommendInputs:
+    """Everything the recommender reads, as of ``as_of``.
+
+    For training and backtests (default): every feature cutoff up to ``as_of`` and the whole
+    purchase history (labels). For nightly scoring (``scoring=True``): the cutoff ``as_of``
+    only and the purchases the candidate generators look back on, which at scale is a small
+    share of the rows.
+    """
+    from ml.recommend.candidates.country_popular import WINDOW_DAYS
+
+    cutoff_rule = "cutoff_date = ?" if scoring else "cutoff_date <= ?"
+    since = as_of - dt.timedelta(days=WINDOW_DAYS) if scoring else dt.date(1900, 1, 1)
     pairs = con.execute(
-        "select * from features.feat_customer_product where cutoff_date <= ? "
-        "order by cutoff_date, customer_id, product_id",
+        f"select * exclude (source_batch_id) from features.feat_customer_product "
+        f"where {cutoff_rule} order by cutoff_date, customer_id, product_id",
         [as_of],
     ).df()
     popularity = con.execute(
-        "select * from features.feat_product_popularity where cutoff_date <= ? "
-        "order by cutoff_date, product_id",
+        f"select * exclude (source_batch_id) from features.feat_product_popularity "
+        f"where {cutoff_rule} order by cutoff_date, product_id",
         [as_of],
     ).df()
     purchases = con.execute(
@@ -57,9 +70,9 @@ def read_recommend_inputs(con, as_of: dt.date, active_customer_days: int) -> Rec
         select customer_id, product_id, ordered_date
         from intermediate.int_order_lines_as_of
         where customer_id is not null and not is_non_product and not is_return
-          and ordered_date <= ?
+          and ordered_date <= ? and ordered_date > ?
         """,
-        [as_of],
+        [as_of, since],
     ).df()
     active = [
         r[0]
@@ -77,7 +90,7 @@ def read_recommend_inputs(con, as_of: dt.date, active_customer_days: int) -> Rec
     }
     cooccurrence = con.execute(
         "select cutoff_date, product_id, related_product_id, co_orders, confidence, cosine "
-        "from features.feat_product_cooccurrence where cutoff_date <= ? "
+        f"from features.feat_product_cooccurrence where {cutoff_rule} "
         "order by cutoff_date, product_id, related_product_id",
         [as_of],
     ).df()
@@ -100,6 +113,18 @@ def read_recommend_inputs(con, as_of: dt.date, active_customer_days: int) -> Rec
         similar=name_neighbours(names),
         countries=countries,
     )
+
+
+def read_training_recommend_inputs(settings, as_of: dt.date) -> RecommendInputs:
+    """Recommender inputs for training or a backtest as of ``as_of``: first adds the training
+    cutoffs to the feature marts (:func:`shopflow.dbt.build_training_features`; the nightly
+    build leaves them out), then reads every cutoff."""
+    from shopflow.dbt import build_training_features
+    from shopflow.warehouse import connect
+
+    build_training_features(settings, as_of)
+    with connect(settings, read_only=True) as con:
+        return read_recommend_inputs(con, as_of, settings.active_customer_days)
 
 
 def frame_fingerprint(frame: pd.DataFrame) -> dict:

@@ -26,7 +26,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ml.features import read_forecast_inputs, read_recommend_inputs
+from ml.features import read_forecast_inputs, read_training_recommend_inputs
 from ml.forecast.model import FEATURES as FORECAST_FEATURES
 from ml.forecast.model import MODEL_NAME as FORECAST_MODEL
 from ml.forecast.model import ForecastParams
@@ -76,7 +76,8 @@ class PromotionPolicy:
         in the metric's own units (defaults in ``SECONDARY``: pinball +0.02, |bias| +0.10,
         |coverage - 0.8| +0.05, recall@10 -0.02).
     min_folds: time folds needed per model. The ranker's folds are bounded by the feature
-        cutoffs dbt builds (``feature_cutoff_offsets_days``: 0, 28, 56, 84 gives two).
+        cutoffs a training build adds (``training_cutoff_offsets_days``: 28, 56, 84 with the
+        scoring cutoff gives two).
     refresh_same_recipe: recipes with the champion's exact parameters tie on every fold by
         construction (training is deterministic); True promotes such a refit on newer data when
         every other rule holds. Off by default: the issue asks for a strict margin.
@@ -130,6 +131,14 @@ def beats_baselines(model_name: str, results: dict, candidate: str = "model") ->
 
 
 # -- training --------------------------------------------------------------------------------
+def training_inputs(settings, model_name: str, run_date: dt.date):
+    """What ``model_name`` trains and is evaluated on, as of ``run_date``."""
+    if model_name == FORECAST_MODEL:
+        with connect(settings, read_only=True) as con:
+            return read_forecast_inputs(con, run_date)
+    return read_training_recommend_inputs(settings, run_date)
+
+
 def train_model(
     settings,
     model_name: str,
@@ -140,11 +149,7 @@ def train_model(
 ) -> TrainingResult:
     """Train ``model_name`` on everything up to ``run_date`` and register it as a challenger."""
     registry = Registry(settings)
-    with connect(settings, read_only=True) as con:
-        if model_name == FORECAST_MODEL:
-            inputs = read_forecast_inputs(con, run_date)
-        else:
-            inputs = read_recommend_inputs(con, run_date, settings.active_customer_days)
+    inputs = training_inputs(settings, model_name, run_date)
     if model_name == FORECAST_MODEL:
         return train_forecaster(inputs, run_date, registry, params=params, created_by=created_by)
     return train_ranker(inputs, run_date, registry, params=params, created_by=created_by)
@@ -373,11 +378,7 @@ def evaluate_challenger(
             recipes["champion"] = params_from_record(model_name, champion)
         else:
             champion_note = "champion's feature schema differs from this code's; it cannot score"
-    with connect(settings, read_only=True) as con:
-        if model_name == FORECAST_MODEL:
-            inputs = read_forecast_inputs(con, run_date)
-        else:
-            inputs = read_recommend_inputs(con, run_date, settings.active_customer_days)
+    inputs = training_inputs(settings, model_name, run_date)
     if model_name == FORECAST_MODEL:
         evaluation = evaluate_forecast_recipes(
             inputs, run_date, recipes, n_folds=policy.forecast_folds

@@ -12,7 +12,7 @@ from ml.features import read_forecast_inputs, read_recommend_inputs
 from ml.forecast.model import MODEL_NAME as FORECAST_MODEL
 from ml.forecast.model import DemandForecaster
 from ml.recommend.ranker import MODEL_NAME as RANKER_MODEL
-from ml.recommend.ranker import Ranker, candidates_for
+from ml.recommend.ranker import Ranker, recommend_for
 from ml.registry import ModelVersion, Registry
 from shopflow.warehouse import connect
 
@@ -124,11 +124,15 @@ def score_recommendations(settings, run_date: dt.date, registry: Registry | None
     champion = champion_or_fail(registry, RANKER_MODEL)
     ranker = Ranker.load(registry.verified_artifact_dir(champion))
     with connect(settings, read_only=True) as con:
-        inputs = read_recommend_inputs(con, run_date, settings.active_customer_days)
-    candidates = candidates_for(
-        inputs, inputs.active_customers, run_date, ranker.params, allowed=inputs.sellable
+        inputs = read_recommend_inputs(con, run_date, settings.active_customer_days, scoring=True)
+    (lists,) = recommend_for(
+        ranker,
+        inputs,
+        inputs.active_customers,
+        run_date,
+        (settings.recommendations_k,),
+        allowed=inputs.sellable,
     )
-    lists = ranker.recommend(candidates, k=settings.recommendations_k)
     lists.insert(0, "run_date", run_date)
     lists["model_version"] = champion.version
     rows = write_predictions(settings, "recommendations", run_date, lists)

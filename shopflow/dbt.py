@@ -76,6 +76,7 @@ def run_dbt(
     *,
     full_refresh: bool = False,
     target_dir: Path | None = None,
+    extra_vars: dict | None = None,
 ) -> DbtResult:
     """Run ``dbt <args>`` for a business date; raise DbtBuildError naming what failed."""
     target_dir = target_dir or settings.home / "dbt" / "target"
@@ -92,7 +93,7 @@ def run_dbt(
         "--log-path",
         str(log_dir),
         "--vars",
-        json.dumps({"run_date": run_date.isoformat()}),
+        json.dumps({"run_date": run_date.isoformat(), **(extra_vars or {})}),
     ]
     if full_refresh:
         command.append("--full-refresh")
@@ -139,6 +140,32 @@ def build_warehouse(
         if not results:
             raise
         return DbtResult(["dbt", "build"], 0.0, results)
+
+
+# the per-cutoff feature models (see dbt_project/macros/feature_cutoffs.sql)
+PER_CUTOFF_FEATURES = [
+    "feat_customer_product",
+    "feat_product_popularity",
+    "feat_product_cooccurrence",
+]
+
+
+def build_training_features(settings: Settings, run_date: dt.date) -> DbtResult:
+    """Add the ranker's training cutoffs to the per-cutoff feature models, as of ``run_date``.
+
+    The nightly build computes the scoring cutoff only. Training, retraining and backtests
+    call this first: the models are incremental by cutoff, so on top of the night's build
+    only the training cutoffs are computed (the run date's rows are kept as they are), and
+    the next nightly build drops them again. Models and tests of these three models only:
+    nothing else in the warehouse changes.
+    """
+    return run_dbt(
+        settings,
+        ["build", "--select", *PER_CUTOFF_FEATURES],
+        run_date,
+        target_dir=settings.home / "dbt" / "training-target",
+        extra_vars={"with_training_cutoffs": True},
+    )
 
 
 def node_reports(settings: Settings, result: DbtResult) -> list[dict]:

@@ -28,8 +28,9 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture(scope="session")
 def built_home(tmp_path_factory) -> tuple[Settings, dt.date]:
-    """A tiny shop ingested and built by dbt as of its last day (shared, read-only use)."""
-    from shopflow.dbt import build_warehouse
+    """A tiny shop ingested and built by dbt as of its last day, with the ranker's training
+    cutoffs (shared, read-only use)."""
+    from shopflow.dbt import build_training_features, build_warehouse
     from shopflow.generator import generate_shop
     from shopflow.ingest import ingest_landing
 
@@ -38,4 +39,5 @@ def built_home(tmp_path_factory) -> tuple[Settings, dt.date]:
     shop = generate_shop(TINY_SPEC, settings.landing_dir)
     ingest_landing(settings, shop.last_date)
     build_warehouse(settings, shop.last_date)
+    build_training_features(settings, shop.last_date)
     return settings, shop.last_date

@@ -27,8 +27,13 @@
 
 {#- The earliest date delete_stale_as_of_rows deletes from (a scalar subquery). -#}
 {% macro stale_from_date(date_column, watermark_column) %}
-    {%- set built_columns = adapter.get_columns_in_relation(this)
-        | map(attribute='name') | list -%}
+    {#- adapter is undefined only when sqlfluff renders the SQL to lint it -#}
+    {%- if adapter is defined -%}
+        {%- set built_columns = adapter.get_columns_in_relation(this)
+            | map(attribute='name') | list -%}
+    {%- else -%}
+        {%- set built_columns = [watermark_column] -%}
+    {%- endif -%}
     {%- if watermark_column not in built_columns %}
         select date '1900-01-01'
     {%- else %}

@@ -11,6 +11,7 @@ import datetime as dt
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from ml import metrics
@@ -19,8 +20,10 @@ from ml.recommend.ranker import (
     LABEL_WINDOW_DAYS,
     Ranker,
     RankerParams,
-    candidates_for,
+    candidate_chunks,
     label_candidates,
+    recommend_for,
+    sample_negatives,
 )
 
 CANDIDATE_DEPTH = 100  # the candidate stage is judged by its recall@100
@@ -84,21 +87,43 @@ def training_cutoffs(inputs, labels_until: dt.date) -> list[dt.date]:
     ]
 
 
+def sample_query_groups(customers: list[str], n: int, seed: int) -> list[str]:
+    """At most ``n`` of ``customers`` (all when n <= 0 or fewer), a seeded sample, sorted."""
+    if n <= 0 or len(customers) <= n:
+        return customers
+    picked = np.random.default_rng(seed).choice(len(customers), size=n, replace=False)
+    return sorted(customers[i] for i in picked)
+
+
 def training_frame(inputs, cutoffs: list[dt.date], params: RankerParams) -> pd.DataFrame:
     """Labelled candidates of the customers who bought after each cutoff, all cutoffs stacked.
 
-    A customer is one query group per cutoff (``customer_id@cutoff``).
+    A customer is one query group per cutoff (``customer_id@cutoff``). At most
+    ``params.max_query_groups_per_cutoff`` customers per cutoff (a seeded sample); candidates
+    are built a chunk of customers at a time and reduced to what the ranker trains on at once
+    (groups with a positive, ``params.negatives_per_customer`` negatives each), so memory is
+    bounded by one chunk, not by the shop.
     """
     frames = []
     for cutoff in cutoffs:
-        customers = customers_buying_after(inputs.purchases, cutoff)
-        if not customers:
-            continue
-        labelled = label_candidates(
-            candidates_for(inputs, customers, cutoff, params), inputs.purchases, cutoff
+        customers = sample_query_groups(
+            customers_buying_after(inputs.purchases, cutoff),
+            params.max_query_groups_per_cutoff,
+            params.seed + cutoff.toordinal(),
         )
-        labelled["customer_id"] = labelled["customer_id"] + f"@{cutoff.isoformat()}"
-        frames.append(labelled)
+        # the label window's purchases, cut once per cutoff rather than once per chunk
+        window = purchases_between(
+            inputs.purchases, cutoff, cutoff + dt.timedelta(days=LABEL_WINDOW_DAYS)
+        )
+        chunks = candidate_chunks(inputs, customers, cutoff, params)
+        for number, candidates in enumerate(chunks):
+            labelled = label_candidates(candidates, window, cutoff)
+            labelled = labelled[labelled.groupby("customer_id")["label"].transform("max") > 0]
+            labelled = sample_negatives(
+                labelled, params.negatives_per_customer, params.seed + number
+            )
+            labelled["customer_id"] = labelled["customer_id"] + f"@{cutoff.isoformat()}"
+            frames.append(labelled)
     if not frames:
         raise ValueError(f"no purchases after the training cutoffs {cutoffs}")
     return pd.concat(frames, ignore_index=True)
@@ -129,21 +154,16 @@ def backtest(inputs, run_date: dt.date, params: RankerParams) -> BacktestResult:
     result.facts["train_rows"] = float(len(training))
 
     started = time.perf_counter()
-    test_candidates = candidates_for(inputs, test_customers, test_cutoff, params)
-    lists = ranker.recommend(test_candidates)
+    k = params.k
+    # the deeper list is the ceiling the ranker works under: the candidates' recall@100
+    lists, deep_lists = recommend_for(
+        ranker, inputs, test_customers, test_cutoff, (k, CANDIDATE_DEPTH)
+    )
     result.facts["score_seconds"] = time.perf_counter() - started
-    result.facts["test_candidates"] = float(len(test_candidates))
     result.facts["test_customers"] = float(len(test_customers))
 
-    k = params.k
     result.results["model"] = ranking_report(lists, inputs.purchases, test_cutoff, k)
-    # the ceiling the ranker works under: recall of the candidates, ordered by the ranker
-    deep = ranking_report(
-        ranker.recommend(test_candidates, CANDIDATE_DEPTH),
-        inputs.purchases,
-        test_cutoff,
-        CANDIDATE_DEPTH,
-    )
+    deep = ranking_report(deep_lists, inputs.purchases, test_cutoff, CANDIDATE_DEPTH)
     for segment in ("all", "repeat", "first_time"):
         result.results["model"][f"candidate_recall_at_{CANDIDATE_DEPTH}:{segment}"] = deep[
             f"recall_at_{CANDIDATE_DEPTH}:{segment}"
@@ -221,10 +241,9 @@ def run_backtest(settings, run_date: dt.date | None = None, params: RankerParams
     for this version and its baselines are what the publish step exports, and they are
     written into the published file at once (see :func:`shopflow.publish.publish_registry_tables`).
     """
-    from ml.features import read_recommend_inputs
+    from ml.features import read_training_recommend_inputs
     from ml.registry import Registry
     from ml.training import train_ranker
-    from shopflow.warehouse import connect
 
     built = built_run_date(settings)
     if run_date is not None and run_date != built:
@@ -240,8 +259,7 @@ def run_backtest(settings, run_date: dt.date | None = None, params: RankerParams
             "them for D (or run `shopflow run --date D` first)"
         )
     params = params or RankerParams()
-    with connect(settings, read_only=True) as con:
-        inputs = read_recommend_inputs(con, run_date, settings.active_customer_days)
+    inputs = read_training_recommend_inputs(settings, run_date)
     result = backtest(inputs, run_date, params)
     if not result.results:
         raise ValueError(f"nothing to backtest as of {run_date}: no purchases or no cutoffs")

@@ -90,6 +90,9 @@ class RankerParams:
     # negatives kept per query group when training (0 = all): a random sample is as good for
     # LambdaMART here and makes training on the real year several times faster
     negatives_per_customer: int = 60
+    # query groups (customers) sampled per training cutoff (0 = all): bounds training time and
+    # memory on large shops; a shop with fewer buyers per cutoff trains on every one of them
+    max_query_groups_per_cutoff: int = 20_000
     num_boost_round: int = 80
     max_depth: int = 6
     learning_rate: float = 0.15
@@ -168,8 +171,32 @@ def build_candidates(
         purchases=purchases,
         countries=countries,
     )
-    candidates = generate_candidates(context, list(customers), params.candidate_sizes())
+    return candidates_from(context, list(customers), params)
+
+
+def candidates_from(
+    context: CandidateContext, customers: list[str], params: RankerParams
+) -> pd.DataFrame:
+    """Candidates with ranker features for ``customers`` (all of them in ``context``)."""
+    candidates = generate_candidates(context, customers, params.candidate_sizes())
     return add_features(candidates, context)
+
+
+def context_for(
+    inputs, customers: list[str], cutoff: dt.date, allowed: set[str] | None = None
+) -> CandidateContext:
+    """The candidate context with every source a ``ml.features.RecommendInputs`` provides."""
+    return CandidateContext.build(
+        inputs.pairs,
+        inputs.popularity,
+        customers,
+        cutoff,
+        allowed,
+        cooccurrence=getattr(inputs, "cooccurrence", None),
+        similar=getattr(inputs, "similar", None),
+        purchases=inputs.purchases,
+        countries=getattr(inputs, "countries", None),
+    )
 
 
 def candidates_for(
@@ -180,18 +207,53 @@ def candidates_for(
     allowed: set[str] | None = None,
 ) -> pd.DataFrame:
     """build_candidates with every source a ``ml.features.RecommendInputs`` provides."""
-    return build_candidates(
-        inputs.pairs,
-        inputs.popularity,
-        customers,
-        cutoff,
-        params,
-        allowed,
-        cooccurrence=getattr(inputs, "cooccurrence", None),
-        similar=getattr(inputs, "similar", None),
-        purchases=inputs.purchases,
-        countries=getattr(inputs, "countries", None),
-    )
+    return candidates_from(context_for(inputs, customers, cutoff, allowed), customers, params)
+
+
+def candidate_chunks(
+    inputs,
+    customers: list[str],
+    cutoff: dt.date,
+    params: RankerParams,
+    allowed: set[str] | None = None,
+):
+    """candidates_for, CUSTOMER_CHUNK customers at a time (one context for the cutoff), so
+    memory is bounded by one chunk's candidates; the rows are the same as in one call."""
+    context = context_for(inputs, customers, cutoff, allowed)
+    for chunk in customer_chunks(list(customers)):
+        yield candidates_from(context.for_customers(chunk), chunk, params)
+
+
+# customers whose candidates are built and scored at once: bounds memory on large shops
+# (a customer's candidates and features do not depend on which other customers are asked)
+CUSTOMER_CHUNK = 5_000
+
+
+def customer_chunks(customers: list[str], size: int = CUSTOMER_CHUNK):
+    """``customers`` in consecutive slices of at most ``size``."""
+    for start in range(0, len(customers), size):
+        yield customers[start : start + size]
+
+
+def recommend_for(
+    ranker: Ranker,
+    inputs,
+    customers: list[str],
+    cutoff: dt.date,
+    depths: tuple[int, ...],
+    allowed: set[str] | None = None,
+) -> tuple[pd.DataFrame, ...]:
+    """The ranker's top lists at each depth in ``depths`` for ``customers`` at ``cutoff``.
+
+    Candidates are built and scored CUSTOMER_CHUNK customers at a time, so memory is bounded
+    by one chunk's candidates whatever the number of customers; the lists are the same as
+    from one call with every customer.
+    """
+    parts: list[list[pd.DataFrame]] = [[] for _ in depths]
+    for candidates in candidate_chunks(inputs, customers, cutoff, ranker.params, allowed):
+        for part, depth in zip(parts, depths, strict=True):
+            part.append(ranker.recommend(candidates, depth))
+    return tuple(pd.concat(part, ignore_index=True) for part in parts)
 
 
 def add_features(candidates: pd.DataFrame, context: CandidateContext) -> pd.DataFrame:

@@ -20,6 +20,8 @@ from tests.dbt.helpers import assert_same_rows, compare_with_full_refresh, run_i
 SPEC = ShopSpec(customers=60, products=15, days=21, start=dt.date(2025, 3, 1), seed=7)
 FIRST = SPEC.start + dt.timedelta(days=15)  # the first build
 DAY = dt.timedelta(days=1)
+# a training build with two training cutoffs inside the tiny shop's history
+TRAINING = {"with_training_cutoffs": True, "training_cutoff_offsets_days": [4, 7]}
 
 
 def _replace_order_lines(settings, day: dt.date, change) -> None:
@@ -49,6 +51,17 @@ def checkpoints(tmp_path_factory) -> dict[str, tuple[dict, dict]]:
     run_incremental_models(settings, FIRST + DAY)
     run_incremental_models(settings, FIRST + 2 * DAY)
     results["nightly"] = compare_with_full_refresh(settings, FIRST + 2 * DAY)
+
+    # A training build on top of the night adds the training cutoffs; then a partition
+    # dated before both is corrected, and the next training build must recompute them.
+    run_incremental_models(settings, FIRST + 2 * DAY, ingest=False, extra_vars=TRAINING)
+    results["training"] = compare_with_full_refresh(settings, FIRST + 2 * DAY, TRAINING)
+    _replace_order_lines(settings, FIRST - 6 * DAY, _halve_and_double_one)
+    run_incremental_models(settings, FIRST + 2 * DAY, extra_vars=TRAINING)
+    results["training_corrected"] = compare_with_full_refresh(settings, FIRST + 2 * DAY, TRAINING)
+    # the next night drops the training cutoffs again
+    run_incremental_models(settings, FIRST + 2 * DAY, ingest=False)
+    results["nightly_after_training"] = compare_with_full_refresh(settings, FIRST + 2 * DAY)
 
     # A backfill of an older date (later partitions stay in raw but turn invisible), then
     # the next night (they turn visible again).
@@ -80,4 +93,35 @@ def test_backfill_equals_a_full_refresh_as_of_its_date(checkpoints):
 def test_night_after_a_backfill_equals_a_full_refresh(checkpoints):
     incremental, full = checkpoints["after_backfill"]
     assert _last_demand_date(full) == FIRST + 3 * DAY
+    assert_same_rows(incremental, full)
+
+
+def _cutoffs(models: dict, model: str) -> list[dt.date]:
+    return sorted({d.date() for d in pd.to_datetime(models[model]["cutoff_date"])})
+
+
+def test_training_build_adds_the_training_cutoffs_as_a_full_refresh_would(checkpoints):
+    incremental, full = checkpoints["training"]
+    run_date = FIRST + 2 * DAY
+    expected = [run_date - 7 * DAY, run_date - 4 * DAY, run_date]
+    for model in ("feat_customer_product", "feat_product_popularity"):
+        assert _cutoffs(full, model) == expected
+    assert_same_rows(incremental, full)
+
+
+def test_training_cutoffs_are_recomputed_after_an_older_partition_is_corrected(checkpoints):
+    before, _ = checkpoints["training"]
+    incremental, full = checkpoints["training_corrected"]
+    assert_same_rows(incremental, full)
+    # the correction reached every cutoff's rows (else this test would prove nothing)
+    units = {
+        name: models["feat_customer_product"].groupby("cutoff_date")["pair_units"].sum()
+        for name, models in (("before", before), ("after", incremental))
+    }
+    assert (units["before"] != units["after"]).all()
+
+
+def test_a_nightly_build_after_training_keeps_only_the_scoring_cutoff(checkpoints):
+    incremental, full = checkpoints["nightly_after_training"]
+    assert _cutoffs(incremental, "feat_customer_product") == [FIRST + 2 * DAY]
     assert_same_rows(incremental, full)

@@ -1,13 +1,24 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='cutoff_date',
+        on_schema_change='append_new_columns',
+        post_hook="{{ delete_other_cutoffs() }}",
+    )
+}}
+-- depends_on: {{ ref('fct_order_lines') }}, {{ source('raw', 'landing_manifest') }}
 -- Ranker features: one row per (cutoff_date, customer_id, product_id) for every pair the
--- customer bought in the 365 days up to the cutoff. Cutoffs are the run date and the past
--- cutoffs the ranker trains on (var feature_cutoff_offsets_days); each row is computed from
--- order lines dated on or before its own cutoff only.
+-- customer bought in the 365 days up to the cutoff. Cutoffs are the run date and, for a
+-- training build, the past cutoffs the ranker trains on (macro feature_cutoffs); each row is
+-- computed from order lines dated on or before its own cutoff only. Incremental by cutoff:
+-- only missing or stale cutoffs are computed (macro cutoffs_to_build).
 
 with
 
 cutoffs as (
 
-    {{ feature_cutoffs() }}
+    {{ cutoffs_to_build() }}
 
 ),
 
@@ -22,6 +33,7 @@ visible as (
 
     select
         cutoffs.cutoff_date,
+        cutoffs.source_batch_id,
         order_lines.*
     from cutoffs
     inner join order_lines
@@ -37,6 +49,7 @@ pair_orders as (
         customer_id,
         product_id,
         order_id,
+        any_value(source_batch_id) as source_batch_id,
         min(ordered_date) as ordered_date,
         sum(quantity) as units,
         sum(line_amount) as amount
@@ -65,6 +78,7 @@ pairs as (
         cutoff_date,
         customer_id,
         product_id,
+        any_value(source_batch_id) as source_batch_id,
         count(*) as pair_orders,
         sum(units) as pair_units,
         sum(amount) as pair_amount,

@@ -1,3 +1,13 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='cutoff_date',
+        on_schema_change='append_new_columns',
+        post_hook="{{ delete_other_cutoffs() }}",
+    )
+}}
+-- depends_on: {{ ref('fct_order_lines') }}, {{ source('raw', 'landing_manifest') }}
 -- Basket co-occurrence ("bought together"): one row per (cutoff_date, product_id,
 -- related_product_id) for the var cooccurrence_neighbours products most often in the same order
 -- as product_id, counted over the orders of the 365 days up to each feature cutoff (see
@@ -8,7 +18,7 @@ with
 
 cutoffs as (
 
-    {{ feature_cutoffs() }}
+    {{ cutoffs_to_build() }}
 
 ),
 
@@ -81,8 +91,10 @@ select
     related_side.product_orders as related_orders,
     pair_counts.co_orders / product_side.product_orders as confidence,
     pair_counts.co_orders
-    / sqrt(product_side.product_orders * related_side.product_orders) as cosine
+    / sqrt(product_side.product_orders * related_side.product_orders) as cosine,
+    cutoffs.source_batch_id
 from pair_counts
+inner join cutoffs on pair_counts.cutoff_date = cutoffs.cutoff_date
 inner join product_orders as product_side
     on pair_counts.cutoff_date = product_side.cutoff_date
         and pair_counts.product_id = product_side.product_id

@@ -1,3 +1,13 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='append_new_columns',
+        pre_hook="{{ delete_stale_as_of_rows('demand_date', 'source_batch_id') }}",
+    )
+}}
+-- depends_on: {{ ref('fct_order_lines') }}, {{ source('raw', 'landing_manifest') }}
+
 -- Forecaster features: one row per product per day, describing the product at the END of that
 -- day. Every window looks backwards only (rows ... preceding and current row) over the
 -- zero-filled daily demand, so the row for day t never sees a sale after t: a model trained on
@@ -7,12 +17,65 @@
 -- Besides plain means, the model therefore gets robust level signals (the 28-day mean without
 -- its largest day, the largest single order), how many customers and orders carry the demand,
 -- and the level of the product's family (stock-code stem: colour/size variants share it).
+--
+-- Incremental by business date, like fct_product_daily_demand: the pre-hook deletes the rows
+-- that may be stale, and this query recomputes the days after the last remaining row. Every
+-- window reaches at most 181 rows (days: the demand spine is dense) back, so the days from
+-- 181 before the first recomputed one are read; the three features that look back without
+-- bound (product age, last sale date, last price) take what lies before that from
+-- `history_before`. A full refresh computes every day; both give the same rows.
 
 with
 
-demand as (
+computed_from as (
+
+    {% if is_incremental() %}
+        select
+            coalesce(cast(max(demand_date) + interval 1 day as date), date '1900-01-01')
+                as start_date
+        from {{ this }}
+    {% else %}
+        select date '1900-01-01' as start_date
+    {% endif %}
+
+),
+
+read_from as (
+
+    select cast(start_date - interval 181 day as date) as start_date from computed_from
+
+),
+
+all_demand as (
 
     select * from {{ ref('fct_product_daily_demand') }}
+
+),
+
+demand as (
+
+    select all_demand.*
+    from all_demand
+    inner join read_from on all_demand.demand_date >= read_from.start_date
+
+),
+
+history_before as (
+
+    -- per product, what lies before the rows read: first day, last sale day, last price
+    select
+        all_demand.product_id,
+        min(all_demand.demand_date) as first_demand_date,
+        max(all_demand.demand_date) filter (
+            where all_demand.units_sold > 0 and all_demand.demand_date < read_from.start_date
+        ) as last_sale_date_before,
+        arg_max(all_demand.avg_unit_price, all_demand.demand_date) filter (
+            where all_demand.avg_unit_price is not null
+            and all_demand.demand_date < read_from.start_date
+        ) as last_price_before
+    from all_demand
+    cross join read_from
+    group by all_demand.product_id
 
 ),
 
@@ -37,7 +100,9 @@ order_units as (
         customer_id,
         sum(quantity) as units
     from {{ ref('int_order_lines_as_of') }}
-    where not is_non_product and not is_return
+    where
+        not is_non_product and not is_return
+        and ordered_date >= (select read_from.start_date from read_from)
     group by product_id, ordered_date, order_id, customer_id
 
 ),
@@ -110,6 +175,7 @@ product_windows as (
         demand_date,
         units_sold,
         units_returned,
+        source_batch_id,
         lag(units_sold, 6) over w as lag_7,
         lag(units_sold, 13) over w as lag_14,
         lag(units_sold, 27) over w as lag_28,
@@ -135,13 +201,12 @@ product_windows as (
         max(largest_order_units) over (
             w rows between 27 preceding and current row
         ) as largest_order_28,
-        row_number() over w - 1 as product_age_days,
         max(case when units_sold > 0 then demand_date end) over (
             w rows between unbounded preceding and current row
-        ) as last_sale_date,
+        ) as last_sale_date_read,
         last_value(avg_unit_price ignore nulls) over (
             w rows between unbounded preceding and current row
-        ) as last_price,
+        ) as last_price_read,
         avg(avg_unit_price) over (w rows between 27 preceding and current row) as mean_price_28,
         avg(avg_unit_price) over (w rows between 90 preceding and current row) as mean_price_91
 
@@ -153,10 +218,19 @@ product_windows as (
 product_features as (
 
     select
-        *,
+        product_windows.*,
         -- the 28-day mean without its largest day: a one-off wholesale order does not lift it
-        (sum_28 - max_28) / greatest(days_28 - 1, 1) as mean_28_trimmed
+        (product_windows.sum_28 - product_windows.max_28)
+        / greatest(product_windows.days_28 - 1, 1) as mean_28_trimmed,
+        datediff('day', history_before.first_demand_date, product_windows.demand_date)
+            as product_age_days,
+        coalesce(product_windows.last_sale_date_read, history_before.last_sale_date_before)
+            as last_sale_date,
+        coalesce(product_windows.last_price_read, history_before.last_price_before)
+            as last_price
     from product_windows
+    inner join history_before on product_windows.product_id = history_before.product_id
+    where product_windows.demand_date >= (select computed_from.start_date from computed_from)
 
 )
 
@@ -212,7 +286,9 @@ select
     ) as family_mean_28_trimmed,
     count(*) over (
         partition by product_features.product_family, product_features.demand_date
-    ) as family_products
+    ) as family_products,
+    -- the ingest batch the day's lines came from (the watermark of delete_stale_as_of_rows)
+    product_features.source_batch_id
 
 from product_features
 left join category_rolling

@@ -1,11 +1,22 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='cutoff_date',
+        on_schema_change='append_new_columns',
+        post_hook="{{ delete_other_cutoffs() }}",
+    )
+}}
+-- depends_on: {{ ref('fct_order_lines') }}, {{ source('raw', 'landing_manifest') }}
 -- Product popularity at each feature cutoff (see feat_customer_product): one row per
--- (cutoff_date, product_id) for products sold in the 365 days up to the cutoff.
+-- (cutoff_date, product_id) for products sold in the 365 days up to the cutoff. Incremental by
+-- cutoff like feat_customer_product.
 
 with
 
 cutoffs as (
 
-    {{ feature_cutoffs() }}
+    {{ cutoffs_to_build() }}
 
 ),
 
@@ -33,7 +44,8 @@ select
     ) as orders_7,
     count(distinct order_lines.order_id) as orders_365,
     count(distinct order_lines.customer_id) as buyers_365,
-    median(order_lines.unit_price) as median_price_365
+    median(order_lines.unit_price) as median_price_365,
+    any_value(cutoffs.source_batch_id) as source_batch_id
 
 from cutoffs
 inner join order_lines

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
@@ -33,6 +33,16 @@ class CandidateContext:
     countries: dict[str, str] = field(default_factory=dict)  # customer_id -> country
     # product_id, product_repeat_rate over every customer at the cutoff
     product_repeat: pd.DataFrame | None = None
+    # what generators compute once per cutoff whatever the customers (shared by the slices
+    # of for_customers)
+    cache: dict = field(default_factory=dict)
+
+    def for_customers(self, customers: list[str]) -> CandidateContext:
+        """The same context for a subset of its customers (only their pairs), sharing the
+        cutoff-wide inputs and cache: candidates for a chunk of customers without rebuilding
+        the context."""
+        pairs = self.pairs[self.pairs["customer_id"].isin(set(customers))]
+        return replace(self, pairs=pairs)
 
     @classmethod
     def build(

@@ -13,7 +13,14 @@ WINDOW_DAYS = 90
 
 
 def country_popularity(context: CandidateContext) -> pd.DataFrame:
-    """country, product_id, score = distinct buyers in the country over the window."""
+    """country, product_id, score = distinct buyers in the country over the window (computed
+    once per context: it does not depend on the customers asked)."""
+    if "country_popularity" not in context.cache:
+        context.cache["country_popularity"] = _country_popularity(context)
+    return context.cache["country_popularity"]
+
+
+def _country_popularity(context: CandidateContext) -> pd.DataFrame:
     if context.purchases is None or not context.countries:
         return pd.DataFrame(columns=["country", "product_id", "score"])
     start = pd.Timestamp(context.cutoff - dt.timedelta(days=WINDOW_DAYS))
