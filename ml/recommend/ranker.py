@@ -229,8 +229,9 @@ def candidate_chunks(
 CUSTOMER_CHUNK = 5_000
 
 
-def customer_chunks(customers: list[str], size: int = CUSTOMER_CHUNK):
-    """``customers`` in consecutive slices of at most ``size``."""
+def customer_chunks(customers: list[str], size: int | None = None):
+    """``customers`` in consecutive slices of at most ``size`` (default CUSTOMER_CHUNK)."""
+    size = size or CUSTOMER_CHUNK
     for start in range(0, len(customers), size):
         yield customers[start : start + size]
 

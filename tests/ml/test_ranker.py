@@ -6,6 +6,8 @@ import pandas as pd
 import pytest
 
 from ml.features import read_recommend_inputs
+from ml.recommend import ranker as ranker_module
+from ml.recommend.backtest import customers_buying_after, training_frame
 from ml.recommend.ranker import FEATURES, Ranker, RankerParams, candidates_for, label_candidates
 from shopflow.warehouse import connect
 
@@ -115,3 +117,31 @@ def test_same_seed_same_model(inputs, tmp_path):
     first = _train(data, run_date).save(tmp_path / "a")
     second = _train(data, run_date).save(tmp_path / "b")
     assert [p.read_bytes() for p in first] == [p.read_bytes() for p in second]
+
+
+def test_chunked_recommendations_equal_one_call_with_every_customer(inputs, ranker, monkeypatch):
+    data, run_date = inputs
+    customers = data.active_customers
+    whole = ranker.recommend(candidates_for(data, customers, run_date, PARAMS, data.sellable), 10)
+    monkeypatch.setattr(ranker_module, "CUSTOMER_CHUNK", 7)
+    assert len(list(ranker_module.customer_chunks(customers))) == -(-len(customers) // 7) > 3
+    top, deep = ranker_module.recommend_for(
+        ranker, data, customers, run_date, (10, 30), allowed=data.sellable
+    )
+    pd.testing.assert_frame_equal(top, whole)
+    assert (deep.groupby("customer_id")["rank"].max() > 10).any()
+
+
+def test_training_samples_at_most_the_query_groups_asked_per_cutoff(inputs):
+    data, run_date = inputs
+    cutoff = run_date - dt.timedelta(days=28)
+    buyers = customers_buying_after(data.purchases, cutoff)
+    capped = RankerParams(max_query_groups_per_cutoff=5, negatives_per_customer=3)
+    frame = training_frame(data, [cutoff], capped)
+    groups = frame["customer_id"].str.removesuffix(f"@{cutoff}").unique()
+    assert len(buyers) > 5 and len(groups) <= 5 and set(groups) <= set(buyers)
+    # every group keeps its positives and at most 3 negatives
+    per_group = frame.groupby("customer_id")["label"].agg(["sum", "size"])
+    assert (per_group["sum"] > 0).all() and (per_group["size"] - per_group["sum"] <= 3).all()
+    same_again = training_frame(data, [cutoff], capped)
+    pd.testing.assert_frame_equal(frame, same_again)
