@@ -13,12 +13,39 @@ def empty() -> pd.DataFrame:
     )
 
 
+def _sql(query: str, **frames: pd.DataFrame) -> pd.DataFrame:
+    """Run ``query`` over in-memory frames with an in-process DuckDB.
+
+    Joining, summing and taking the top n per customer of millions of rows keyed by string
+    ids is several times faster there than in pandas. One thread: rows are summed in one
+    fixed order, so scores (ranker features) are the same bit for bit on every run.
+    """
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        con.execute("set threads = 1")
+        for name, frame in frames.items():
+            con.register(name, frame)
+        return con.execute(query).df()
+    finally:
+        con.close()
+
+
 def top_per_customer(scored: pd.DataFrame, n: int) -> pd.DataFrame:
     """The n highest-scored products per customer (ties: product id), as COLUMNS."""
-    ordered = scored.sort_values(
-        ["customer_id", "score", "product_id"], ascending=[True, False, True]
+    top = _sql(
+        f"""
+        select customer_id, product_id, cast(score as double) as score
+        from scored
+        qualify row_number() over (
+            partition by customer_id order by score desc, product_id
+        ) <= {int(n)}
+        order by customer_id, score desc, product_id
+        """,
+        scored=scored[COLUMNS],
     )
-    return ordered[ordered.groupby("customer_id").cumcount() < n][COLUMNS].reset_index(drop=True)
+    return top.astype({"customer_id": object, "product_id": object})
 
 
 def same_list_for_all(customers: list[str], ranked: pd.DataFrame) -> pd.DataFrame:
@@ -40,10 +67,16 @@ def expand_seeds(seeds: pd.DataFrame, neighbours: pd.DataFrame, strength: str) -
 
     ``neighbours`` has product_id, related_product_id and the ``strength`` column.
     """
-    joined = seeds.merge(neighbours, on="product_id", how="inner")
-    joined["score"] = joined["weight"] * joined[strength]
-    return (
-        joined.groupby(["customer_id", "related_product_id"], as_index=False)["score"]
-        .sum()
-        .rename(columns={"related_product_id": "product_id"})
+    return _sql(
+        f"""
+        select
+            seeds.customer_id,
+            neighbours.related_product_id as product_id,
+            sum(seeds.weight * neighbours."{strength}") as score
+        from seeds
+        inner join neighbours on seeds.product_id = neighbours.product_id
+        group by seeds.customer_id, neighbours.related_product_id
+        """,
+        seeds=seeds[["customer_id", "product_id", "weight"]],
+        neighbours=neighbours[["product_id", "related_product_id", strength]],
     )
