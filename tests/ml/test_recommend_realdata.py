@@ -6,10 +6,9 @@ import datetime as dt
 
 import pytest
 
-from ml.features import read_recommend_inputs
+from ml.features import read_training_recommend_inputs
 from ml.recommend.backtest import backtest
 from ml.recommend.ranker import RankerParams
-from shopflow.warehouse import connect
 from tests.conftest import SHARED_DATA, make_settings
 
 REAL_FILE = SHARED_DATA / "online_retail_ii_2009_2010.parquet"
@@ -37,8 +36,7 @@ def real_inputs(tmp_path_factory):
     load_source("online-retail-ii", REAL_FILE, settings.landing_dir)
     ingest_landing(settings, RUN_DATE)
     build_warehouse(settings, RUN_DATE)
-    with connect(settings, read_only=True) as con:
-        return read_recommend_inputs(con, RUN_DATE, settings.active_customer_days)
+    return read_training_recommend_inputs(settings, RUN_DATE)
 
 
 @pytest.fixture(scope="module")
