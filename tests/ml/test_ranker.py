@@ -145,3 +145,20 @@ def test_training_samples_at_most_the_query_groups_asked_per_cutoff(inputs):
     assert (per_group["sum"] > 0).all() and (per_group["size"] - per_group["sum"] <= 3).all()
     same_again = training_frame(data, [cutoff], capped)
     pd.testing.assert_frame_equal(frame, same_again)
+
+
+def test_scoring_reads_only_the_run_date_cutoff_and_the_recent_purchases(built_home, inputs):
+    settings, run_date = built_home
+    training, _ = inputs
+    with connect(settings, read_only=True) as con:
+        scoring = read_recommend_inputs(con, run_date, 90, scoring=True)
+    for frame in (scoring.pairs, scoring.popularity, scoring.cooccurrence):
+        assert set(pd.to_datetime(frame["cutoff_date"])) == {pd.Timestamp(run_date)}
+    assert len(set(pd.to_datetime(training.pairs["cutoff_date"]))) == 4
+    oldest = pd.to_datetime(scoring.purchases["ordered_date"]).min()
+    assert oldest > pd.Timestamp(run_date - dt.timedelta(days=90))
+    # the scoring cutoff's rows are the same whichever way they are read
+    at_run_date = training.pairs[
+        pd.to_datetime(training.pairs["cutoff_date"]) == pd.Timestamp(run_date)
+    ]
+    pd.testing.assert_frame_equal(at_run_date.reset_index(drop=True), scoring.pairs)
