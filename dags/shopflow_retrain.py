@@ -9,7 +9,7 @@ warehouse is built for, at most the run's date (normally the nightly run's last 
 | task | does | when it fails |
 | --- | --- | --- |
 | `build_training_sets` | fixes the cutoff, checks that its data passed the quality gate (nightly run published, landing unchanged), records the training set's fingerprint | the warehouse is built for a later date, or not at all: the log says which `shopflow` command to run |
-| `train_challengers` | trains one challenger per model on everything up to the cutoff, registers it (artifact SHA-256, params, feature schema, data fingerprint, code version) | infrastructure errors are retried |
+| `train_challengers` | adds the ranker's training cutoffs (cutoff − 28/56/84 days) to the per-cutoff feature models (`dbt build --select feat_customer_product feat_product_popularity feat_product_cooccurrence`, incremental: the cutoff's own rows stay as the nightly run built them), trains one challenger per model on everything up to the cutoff, registers it (artifact SHA-256, params, feature schema, data fingerprint, code version) | infrastructure errors are retried; a failed dbt test of those models fails at once |
 | `evaluate_challengers` | refits challenger and champion recipes on the same time folds (forecasts: 2 origins; recommendations: the feature cutoffs), scores the baselines on the same rows; stored in `registry.duckdb` table `evaluations` | — |
 | `promote_or_keep` | promotes a challenger only if its data passed the gate, it beats every baseline and the champion by the margin (NDCG@10; weekly WAPE) without regressing on secondary metrics; otherwise it stays a challenger with the reason (`shopflow models list`) | — |
 
