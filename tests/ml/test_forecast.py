@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import numpy as np
@@ -12,6 +13,7 @@ from ml.forecast.model import (
     DemandForecaster,
     ForecastParams,
     build_training_frame,
+    closed_weekdays,
 )
 from shopflow.warehouse import connect
 
@@ -127,3 +129,50 @@ def test_saved_model_loads_and_predicts_the_same(feat, model, tmp_path):
     model.save(tmp_path / "m")
     loaded = DemandForecaster.load(tmp_path / "m")
     pd.testing.assert_frame_equal(model.forecast(frame, run_date), loaded.forecast(frame, run_date))
+
+
+def _labelled(weekdays: list[int], units: list[float], days: list[str]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {"target_weekday": weekdays, "y": units, "forecast_date": pd.to_datetime(days)}
+    )
+
+
+def test_closed_weekdays_need_no_sale_on_enough_labelled_days():
+    saturdays = ["2025-01-04", "2025-01-11", "2025-01-18", "2025-01-25"]
+    mondays = ["2025-01-06", "2025-01-13", "2025-01-20", "2025-01-27"]
+    sundays = ["2025-01-05", "2025-01-12", "2025-01-19"]  # quiet, but only three days seen
+    training = pd.concat(
+        [
+            # two products per Saturday, never a unit: closed
+            _labelled([5] * 8, [0.0] * 8, saturdays * 2),
+            # Mondays sell once in eight rows: open
+            _labelled([0] * 8, [0.0] * 7 + [2.0], mondays * 2),
+            _labelled([6] * 3, [0.0] * 3, sundays),
+        ],
+        ignore_index=True,
+    )
+    assert closed_weekdays(training, min_days=4) == (5,)
+    assert closed_weekdays(training, min_days=3) == (5, 6)
+    assert closed_weekdays(training.iloc[0:0], min_days=4) == ()
+
+
+def test_closed_weekdays_are_learned_saved_and_forecast_as_zero(feat, model, tmp_path):
+    frame, run_date = feat
+    training = build_training_frame(frame, run_date, PARAMS)
+    assert model.closed_weekdays == closed_weekdays(training, PARAMS.closed_weekday_min_days)
+    # close Wednesdays by hand: every forecast for a Wednesday is zero, the other days are not
+    closed = dataclasses.replace(model, closed_weekdays=(2,))
+    forecast = closed.forecast(frame, run_date)
+    wednesday = pd.to_datetime(forecast["forecast_date"]).dt.day_of_week == 2
+    columns = ["units_mean", "units_p10", "units_p50", "units_p90"]
+    assert wednesday.any() and (forecast.loc[wednesday, columns] == 0.0).all().all()
+    open_days = model.forecast(frame, run_date)[~wednesday]
+    pd.testing.assert_frame_equal(forecast[~wednesday], open_days)
+    assert (open_days["units_p90"] > 0).any()
+    closed.save(tmp_path / "m")
+    loaded = DemandForecaster.load(tmp_path / "m")
+    assert loaded.closed_weekdays == (2,)
+    pd.testing.assert_frame_equal(loaded.forecast(frame, run_date), forecast)
+    # a model saved before the calendar existed loads with no closed weekday
+    (tmp_path / "m" / "calendar.json").unlink()
+    assert DemandForecaster.load(tmp_path / "m").closed_weekdays == ()
