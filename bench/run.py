@@ -105,6 +105,8 @@ def machine() -> dict:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {mem_gb:.0f} GB RAM",
         "os": platform.platform(),
         "python": platform.python_version(),
+        # other work on the machine slows every stage: the report says how busy it was
+        "load": ", ".join(f"{x:.1f}" for x in os.getloadavg()),
         "versions": ", ".join(
             f"{p} {version(p)}"
             for p in (
@@ -131,7 +133,8 @@ def report(size: str, results: dict[str, dict], info: dict) -> str:
         "",
         f"Shop: {spec.customers:,} customers, {spec.products:,} products, {spec.days} days "
         f"(seed {spec.seed}); {results['generate']['rows']:,} order lines.",
-        f"Machine: {info['machine']}; {info['os']}; Python {info['python']}.",
+        f"Machine: {info['machine']}; {info['os']}; Python {info['python']}; "
+        f"load average at the end of the run (1, 5, 15 min): {info['load']}.",
         f"Versions: {info['versions']}.",
         f"Run at {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC with `python -m bench.run "
         f"--size {size}`.",
