@@ -32,7 +32,16 @@ class RecommendInputs:
     countries: dict[str, str] = field(default_factory=dict)  # customer_id -> country
 
 
-def read_forecast_inputs(con, as_of: dt.date) -> ForecastInputs:
+def read_forecast_inputs(con, as_of: dt.date, *, scoring: bool = False) -> ForecastInputs:
+    """feat_product_daily rows up to ``as_of`` (training, backtests); with ``scoring=True``
+    only the rows of ``as_of`` itself: the forecast origin is all nightly scoring reads, a
+    small share of the table (one day out of the whole history)."""
+    if scoring:
+        feat = con.execute(
+            "select * from features.feat_product_daily where demand_date = ? order by product_id",
+            [as_of],
+        ).df()
+        return ForecastInputs(feat=feat)
     feat = con.execute(
         "select * from features.feat_product_daily where demand_date <= ? "
         "order by product_id, demand_date",

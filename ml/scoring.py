@@ -101,7 +101,7 @@ def score_forecast(settings, run_date: dt.date, registry: Registry | None = None
     champion = champion_or_fail(registry, FORECAST_MODEL)
     model = DemandForecaster.load(registry.verified_artifact_dir(champion))
     with connect(settings, read_only=True) as con:
-        inputs = read_forecast_inputs(con, run_date)
+        inputs = read_forecast_inputs(con, run_date, scoring=True)
     forecast = model.forecast(inputs.feat, run_date)
     forecast.insert(0, "run_date", run_date)
     forecast["model_version"] = champion.version

@@ -46,6 +46,17 @@ def test_training_frame_never_sees_rows_after_the_cutoff(feat):
     assert pd.to_datetime(before["forecast_date"]).max() <= pd.Timestamp(cutoff)
 
 
+def test_scoring_reads_only_the_origin_and_forecasts_the_same(built_home, feat, model):
+    frame, run_date = feat
+    settings, _ = built_home
+    with connect(settings, read_only=True) as con:
+        origin_only = read_forecast_inputs(con, run_date, scoring=True).feat
+    assert set(pd.to_datetime(origin_only["demand_date"])) == {pd.Timestamp(run_date)}
+    pd.testing.assert_frame_equal(
+        model.forecast(origin_only, run_date), model.forecast(frame, run_date)
+    )
+
+
 def test_forecast_has_all_horizons_ordered_non_negative_quantiles(feat, model):
     frame, run_date = feat
     forecast = model.forecast(frame, run_date)
