@@ -48,23 +48,25 @@ def ranking_report(
 
     A purchase is a repeat when the customer bought the product on or before the cutoff.
     """
-    window = purchases_between(purchases, cutoff, cutoff + dt.timedelta(days=LABEL_WINDOW_DAYS))
-    before = purchases[pd.to_datetime(purchases["ordered_date"]) <= pd.Timestamp(cutoff)]
-    seen = set(zip(before["customer_id"], before["product_id"], strict=True))
-    is_repeat = [
-        (c, p) in seen for c, p in zip(window["customer_id"], window["product_id"], strict=True)
-    ]
-    recommended = {
-        c: list(g.sort_values("rank")["product_id"]) for c, g in lists.groupby("customer_id")
-    }
+    dates = pd.to_datetime(purchases["ordered_date"])
+    end = pd.Timestamp(cutoff + dt.timedelta(days=LABEL_WINDOW_DAYS))
+    window = purchases.loc[(dates > pd.Timestamp(cutoff)) & (dates <= end)]
+    window = window[["customer_id", "product_id"]].drop_duplicates()
+    before = purchases.loc[dates <= pd.Timestamp(cutoff), ["customer_id", "product_id"]]
+    seen = before[before["customer_id"].isin(set(window["customer_id"]))].drop_duplicates()
+    is_repeat = (
+        window.merge(seen.assign(seen=True), on=["customer_id", "product_id"], how="left")["seen"]
+        .fillna(False)
+        .astype(bool)
+        .to_numpy()
+    )
     report = {}
     for segment, part in (
         ("all", window),
         ("repeat", window[is_repeat]),
-        ("first_time", window[[not r for r in is_repeat]]),
+        ("first_time", window[~is_repeat]),
     ):
-        bought = {c: set(g["product_id"]) for c, g in part.groupby("customer_id")}
-        scores = metrics.ranking_metrics(recommended, bought, k)
+        scores = metrics.ranking_metrics_frame(lists, part, k)
         report[f"recall_at_{k}:{segment}"] = scores["recall_at_k"]
         report[f"ndcg_at_{k}:{segment}"] = scores["ndcg_at_k"]
         report[f"customers:{segment}"] = scores["customers"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import duckdb
 import numpy as np
 import pandas as pd
 
@@ -100,11 +101,27 @@ def item_cooccurrence(
     if allowed is not None:
         sold &= set(allowed)
     neighbours = neighbours[neighbours["related_product_id"].isin(sold)]
-    scored = (
-        history.merge(neighbours, on="product_id")
-        .groupby(["customer_id", "related_product_id"], as_index=False)["co_orders"]
-        .sum()
-    )
+    # a join of every customer's history with every neighbour list: millions of rows at scale,
+    # summed in an in-process DuckDB (integer counts: the sums are exact in any order)
+    con = duckdb.connect()
+    try:
+        con.register("history", history)
+        con.register("neighbours", neighbours)
+        scored = con.execute(
+            """
+            select history.customer_id, neighbours.related_product_id,
+                cast(sum(neighbours.co_orders) as double) as co_orders
+            from history inner join neighbours using (product_id)
+            group by history.customer_id, neighbours.related_product_id
+            qualify row_number() over (
+                partition by history.customer_id
+                order by sum(neighbours.co_orders) desc, neighbours.related_product_id
+            ) <= $k
+            """,
+            {"k": int(k)},
+        ).df()
+    finally:
+        con.close()
     personal = pd.DataFrame(
         {
             "customer_id": scored["customer_id"],

@@ -23,10 +23,10 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
-from ml.recommend.candidates import CandidateContext, generate_candidates
+from ml.recommend.candidates import CandidateContext
 from ml.recommend.candidates.context import at_cutoff
 from ml.recommend.candidates.popular import popular_products as _ranked_popular
-from ml.recommend.candidates.union import MISSING_RANK, source_columns
+from ml.recommend.candidates.union import MISSING_RANK, source_columns, union_sql
 
 MODEL_NAME = "recommendations"
 
@@ -171,15 +171,125 @@ def build_candidates(
         purchases=purchases,
         countries=countries,
     )
-    return candidates_from(context, list(customers), params)
+    try:
+        return candidates_from(context, list(customers), params)
+    finally:
+        context.close()
+
+
+def _column(present: set[str], name: str, table: str) -> str:
+    """``table.name`` as a double, or NULL when the mart has no such column (older marts,
+    hand-made test frames)."""
+    return f"cast({table}.{name} as double)" if name in present else "cast(null as double)"
+
+
+def _ratio(numerator: str, denominator: str) -> str:
+    """numerator / denominator, NULL (then filled) where the denominator is 0 or NULL."""
+    return f"(({numerator}) / nullif({denominator}, 0))"
+
+
+def candidate_features_sql(context: CandidateContext, params: RankerParams) -> str:
+    """Candidates of the context's ``chunk`` with every ranker feature, one row per (customer,
+    product), ordered by customer and product: the union of the generators joined with the
+    pair, customer and product features of the cutoff.
+
+    A feature that does not apply (no history of the pair, no neighbour ...) gets its FILL
+    value (0 unless listed there); a ratio with a zero denominator counts as not applying.
+    """
+    pair_cols = context.columns("pairs")
+    product_cols = context.columns("products")
+    pair = {c: _column(pair_cols, c, "p") for c in PAIR_FEATURES}
+    product = {c: _column(product_cols, c, "products") for c in PRODUCT_FEATURES}
+    has = "customer_orders_365" in pair_cols
+    # marts built before these columns existed: derive them from the pairs
+    orders_365 = (
+        "max(cast(customer_orders_365 as double))" if has else "max(cast(pair_orders as double))"
+    )
+    recency = (
+        "max(cast(customer_recency_days as double))"
+        if has
+        else "min(cast(pair_recency_days as double))"
+    )
+    amount = _column(pair_cols, "pair_amount", "chunk_pairs")
+    units = _column(pair_cols, "pair_units", "chunk_pairs")
+    raw = {
+        **pair,
+        "pair_due_ratio": _ratio(pair["pair_recency_days"], pair["pair_mean_gap_days"]),
+        "pair_order_share": _ratio(pair["pair_orders"], "customers.customer_orders_365"),
+        # 0 when the product was in the customer's last order
+        "pair_recency_gap": f"({pair['pair_recency_days']} - customers.customer_recency_days)",
+        **product,
+        "popularity_rank": "products.popularity_rank",
+        "trend_ratio": _ratio(product["orders_7"], f"{product['orders_30']} + 1.0"),
+        "product_repeat_rate": "product_repeat.product_repeat_rate",
+        "customer_products_365": "customers.customer_products_365",
+        "customer_orders_365": "customers.customer_orders_365",
+        "customer_recency_days": "customers.customer_recency_days",
+        "price_vs_customer": _ratio(product["median_price_365"], "customers.avg_unit_price"),
+        "customer_repeat_rate": "customers.customer_repeat_rate",
+        "is_repurchase_candidate": "case when u.reason = 'repurchase' then 1.0 else 0.0 end",
+        **{c: f"u.{c}" for c in SOURCE_FEATURES if c != "is_repurchase_candidate"},
+    }
+    # one fixed-size array column: it arrives in numpy as one float32 matrix, not one column each
+    selected = ",\n".join(
+        f"coalesce(cast({raw[c]} as double), {float(FILL.get(c, 0.0))!r})" for c in FEATURES
+    )
+    return f"""
+        with u as ({union_sql(context, params.candidate_sizes())}),
+        customers as (
+            select
+                customer_code,
+                cast(count(distinct product_code) as double) as customer_products_365,
+                {orders_365} as customer_orders_365,
+                {recency} as customer_recency_days,
+                -- DECIMAL sums are exact: the same whichever thread adds which rows
+                case when sum(cast({units} as decimal(38, 12))) > 0
+                    then cast(sum(cast({amount} as decimal(38, 12))) as double)
+                        / cast(sum(cast({units} as decimal(38, 12))) as double)
+                end as avg_unit_price,
+                avg(case when cast(pair_orders as double) > 1 then 1.0 else 0.0 end)
+                    as customer_repeat_rate
+            from chunk_pairs
+            group by customer_code
+        )
+        select customer_codes.customer_id, product_codes.product_id, u.reason,
+            u.customer_code, u.product_code,
+            cast([{selected}] as float[{len(FEATURES)}]) as features
+        from u
+        inner join customer_codes using (customer_code)
+        inner join product_codes using (product_code)
+        left join chunk_pairs as p using (customer_code, product_code)
+        left join customers using (customer_code)
+        left join (
+            select *, cast(rank() over (order by orders_30 desc) as double) as popularity_rank
+            from products
+        ) as products using (product_code)
+        left join product_repeat using (product_code)
+        order by u.customer_code, u.product_code
+    """
 
 
 def candidates_from(
     context: CandidateContext, customers: list[str], params: RankerParams
 ) -> pd.DataFrame:
-    """Candidates with ranker features for ``customers`` (all of them in ``context``)."""
-    candidates = generate_candidates(context, customers, params.candidate_sizes())
-    return add_features(candidates, context)
+    """Candidates with ranker features for ``customers`` (all of them in ``context``):
+    customer_id, product_id, reason and FEATURES (float32, what the booster reads), ordered
+    by customer and product."""
+    return _candidate_batch(context, customers, params)[0]
+
+
+def _candidate_batch(
+    context: CandidateContext, customers: list[str], params: RankerParams
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """candidates_from plus each row's customer and product code (codes sort like the ids)."""
+    context.use_customers(customers)
+    table = context.con.sql(candidate_features_sql(context, params)).to_arrow_table()
+    features = table.column("features").combine_chunks()
+    matrix = np.asarray(features.values.to_numpy(zero_copy_only=False), dtype=np.float32)
+    codes = [table.column(c).to_numpy() for c in ("customer_code", "product_code")]
+    keys = table.select(["customer_id", "product_id", "reason"]).to_pandas()
+    values = pd.DataFrame(matrix.reshape(len(keys), len(FEATURES)), columns=FEATURES, copy=False)
+    return pd.concat([keys, values], axis=1), codes[0], codes[1]
 
 
 def context_for(
@@ -207,7 +317,11 @@ def candidates_for(
     allowed: set[str] | None = None,
 ) -> pd.DataFrame:
     """build_candidates with every source a ``ml.features.RecommendInputs`` provides."""
-    return candidates_from(context_for(inputs, customers, cutoff, allowed), customers, params)
+    context = context_for(inputs, customers, cutoff, allowed)
+    try:
+        return candidates_from(context, list(customers), params)
+    finally:
+        context.close()
 
 
 def candidate_chunks(
@@ -220,13 +334,16 @@ def candidate_chunks(
     """candidates_for, CUSTOMER_CHUNK customers at a time (one context for the cutoff), so
     memory is bounded by one chunk's candidates; the rows are the same as in one call."""
     context = context_for(inputs, customers, cutoff, allowed)
-    for chunk in customer_chunks(list(customers)):
-        yield candidates_from(context.for_customers(chunk), chunk, params)
+    try:
+        for chunk in customer_chunks(list(customers)):
+            yield candidates_from(context, chunk, params)
+    finally:
+        context.close()
 
 
 # customers whose candidates are built and scored at once: bounds memory on large shops
 # (a customer's candidates and features do not depend on which other customers are asked)
-CUSTOMER_CHUNK = 5_000
+CUSTOMER_CHUNK = 10_000
 
 
 def customer_chunks(customers: list[str], size: int | None = None):
@@ -251,73 +368,20 @@ def recommend_for(
     from one call with every customer.
     """
     parts: list[list[pd.DataFrame]] = [[] for _ in depths]
-    for candidates in candidate_chunks(inputs, customers, cutoff, ranker.params, allowed):
-        for part, depth in zip(parts, depths, strict=True):
-            part.append(ranker.recommend(candidates, depth))
+    context = context_for(inputs, customers, cutoff, allowed)
+    try:
+        for chunk in customer_chunks(list(customers)):
+            candidates, customer_codes, product_codes = _candidate_batch(
+                context, chunk, ranker.params
+            )
+            scores = ranker.score(candidates)
+            for part, depth in zip(parts, depths, strict=True):
+                part.append(
+                    top_k_of_candidates(candidates, scores, depth, customer_codes, product_codes)
+                )
+    finally:
+        context.close()
     return tuple(pd.concat(part, ignore_index=True) for part in parts)
-
-
-def add_features(candidates: pd.DataFrame, context: CandidateContext) -> pd.DataFrame:
-    """Join the pair, product and customer features of the cutoff onto the candidates."""
-    pairs = context.pairs
-    pair_columns = [c for c in PAIR_FEATURES if c in pairs.columns]
-    candidates = candidates.merge(
-        pairs[["customer_id", "product_id", *pair_columns]],
-        on=["customer_id", "product_id"],
-        how="left",
-    )
-    gap = candidates.get("pair_mean_gap_days")
-    if gap is not None:
-        candidates["pair_due_ratio"] = candidates["pair_recency_days"] / gap
-    customers = customer_features(pairs)
-    candidates = candidates.merge(customers, on="customer_id", how="left")
-    candidates["pair_order_share"] = candidates["pair_orders"] / candidates["customer_orders_365"]
-    # 0 when the product was in the customer's last order
-    candidates["pair_recency_gap"] = (
-        candidates["pair_recency_days"] - candidates["customer_recency_days"]
-    )
-
-    product = context.popularity.copy()
-    product["popularity_rank"] = product["orders_30"].rank(ascending=False, method="min")
-    product["trend_ratio"] = product["orders_7"] / (product["orders_30"] + 1.0)
-    product = product.merge(context.product_repeat, on="product_id", how="left")
-    product_columns = [c for c in PRODUCT_FEATURES if c in product.columns]
-    candidates = candidates.merge(
-        product[["product_id", *product_columns]], on="product_id", how="left"
-    )
-    candidates["price_vs_customer"] = (
-        candidates["median_price_365"] / candidates["customer_avg_unit_price"]
-    )
-    candidates["is_repurchase_candidate"] = (candidates["reason"] == "repurchase").astype(int)
-    for column in FEATURES:
-        if column not in candidates.columns:
-            candidates[column] = np.nan
-    values = candidates[FEATURES].astype("float64").replace([np.inf, -np.inf], np.nan)
-    candidates[FEATURES] = values.fillna({c: FILL.get(c, 0.0) for c in FEATURES})
-    keep = ["customer_id", "product_id", "reason", *FEATURES]
-    return candidates[keep].sort_values(["customer_id", "product_id"], ignore_index=True)
-
-
-def customer_features(pairs: pd.DataFrame) -> pd.DataFrame:
-    """Per customer at the cutoff: products, orders, recency and average unit price paid."""
-    grouped = pairs.groupby("customer_id")
-    result = grouped.agg(
-        customer_products_365=("product_id", "nunique"),
-        amount=("pair_amount", "sum"),
-        units=("pair_units", "sum"),
-    )
-    if "customer_orders_365" in pairs.columns:
-        result["customer_orders_365"] = grouped["customer_orders_365"].max()
-        result["customer_recency_days"] = grouped["customer_recency_days"].max()
-    else:  # marts built before these columns existed
-        result["customer_orders_365"] = grouped["pair_orders"].max()
-        result["customer_recency_days"] = grouped["pair_recency_days"].min()
-    result["customer_avg_unit_price"] = result["amount"] / result["units"].where(
-        result["units"] > 0
-    )
-    # share of the customer's products bought in more than one order: how much they reorder
-    result["customer_repeat_rate"] = (pairs["pair_orders"] > 1).groupby(pairs["customer_id"]).mean()
-    return result.drop(columns=["amount", "units"]).reset_index()
 
 
 def label_candidates(
@@ -374,14 +438,16 @@ class Ranker:
         return cls(booster, params)
 
     def score(self, candidates: pd.DataFrame) -> np.ndarray:
-        matrix = xgb.DMatrix(candidates[FEATURES].to_numpy(dtype="float32"), feature_names=FEATURES)
-        return self.booster.predict(matrix)
+        """Ranker scores of the candidates' rows (higher is better)."""
+        if candidates.empty:
+            return np.zeros(0, dtype="float32")
+        # inplace_predict reads the array as it is: no DMatrix copy of a large chunk
+        values = candidates[FEATURES].to_numpy(dtype="float32")
+        return self.booster.inplace_predict(values, validate_features=False)
 
     def recommend(self, candidates: pd.DataFrame, k: int | None = None) -> pd.DataFrame:
         """Top-k per customer (default params.k): customer_id, rank, product_id, score, reason."""
-        scored = candidates[["customer_id", "product_id", "reason"]].copy()
-        scored["score"] = self.score(candidates).astype("float64")
-        return top_k(scored, k or self.params.k)
+        return top_k_of_candidates(candidates, self.score(candidates), k or self.params.k)
 
     def save(self, folder: Path) -> list[Path]:
         folder.mkdir(parents=True, exist_ok=True)
@@ -401,6 +467,39 @@ class Ranker:
                 f"this code provides {FEATURES}"
             )
         return cls(booster, params)
+
+
+def top_k_of_candidates(
+    candidates: pd.DataFrame,
+    scores: np.ndarray,
+    k: int,
+    customer_codes: np.ndarray | None = None,
+    product_codes: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """:func:`top_k` for candidates (one row per customer and product) and their scores, in
+    numpy: highest score first per customer, ties by product id, customers in id order.
+
+    ``customer_codes`` / ``product_codes``: integer codes that sort like the ids (the candidate
+    context's), which spare hashing the ids again."""
+    if customer_codes is None or product_codes is None:
+        # hash-factorise, then order the (few) distinct ids: no sort of millions of strings
+        customer_codes, _ = pd.factorize(candidates["customer_id"], sort=True)
+        product_codes, _ = pd.factorize(candidates["product_id"], sort=True)
+    scores = np.asarray(scores, dtype="float64")
+    order = np.lexsort((product_codes, -scores, customer_codes))
+    grouped = customer_codes[order]
+    rank = np.arange(len(order)) - np.searchsorted(grouped, grouped, side="left") + 1
+    keep = order[rank <= k]
+    kept = candidates[["customer_id", "product_id", "reason"]].iloc[keep]
+    return pd.DataFrame(
+        {
+            "customer_id": kept["customer_id"].to_numpy(dtype=object),
+            "rank": rank[rank <= k].astype("int64"),
+            "product_id": kept["product_id"].to_numpy(dtype=object),
+            "score": scores[keep],
+            "reason": kept["reason"].to_numpy(dtype=object),
+        }
+    )
 
 
 def top_k(scored: pd.DataFrame, k: int) -> pd.DataFrame:

@@ -74,3 +74,24 @@ def test_pinball_by_hand():
 def test_coverage_counts_inside_p10_p90():
     # y=4 is outside [0, 2]; the other 7 inside
     assert metrics.coverage(_frame()) == pytest.approx(7 / 8)
+
+
+def test_ranking_metrics_frame_equals_the_per_customer_definition():
+    rng = np.random.default_rng(3)
+    lists, bought = [], []
+    for c in range(60):
+        ranked = rng.permutation(40)[: rng.integers(0, 25)]
+        lists += [(f"c{c}", r + 1, f"p{p}") for r, p in enumerate(ranked)]
+        bought += [(f"c{c}", f"p{p}") for p in rng.integers(0, 40, rng.integers(0, 15))]
+    lists = pd.DataFrame(lists, columns=["customer_id", "rank", "product_id"])
+    bought = pd.DataFrame(bought, columns=["customer_id", "product_id"])
+    recommended = {
+        c: list(g.sort_values("rank")["product_id"]) for c, g in lists.groupby("customer_id")
+    }
+    per_customer = {c: set(g["product_id"]) for c, g in bought.groupby("customer_id")}
+    for k in (1, 5, 10):
+        expected = metrics.ranking_metrics(recommended, per_customer, k)
+        result = metrics.ranking_metrics_frame(lists, bought, k)
+        assert result["customers"] == expected["customers"] > 50
+        assert result["recall_at_k"] == pytest.approx(expected["recall_at_k"], rel=1e-12)
+        assert result["ndcg_at_k"] == pytest.approx(expected["ndcg_at_k"], rel=1e-12)

@@ -1,9 +1,10 @@
 """Stage 1 of the recommender: cheap candidate generators, one small module each.
 
 Every generator reads a :class:`~ml.recommend.candidates.context.CandidateContext` (the feature
-marts at one cutoff, restricted to products that may be recommended) and returns rows
-``customer_id, product_id, score`` — its own proposal score, higher is better — for the
-customers asked. :func:`generate_candidates` unions them: one row per (customer, product) with
+marts at one cutoff in an in-process DuckDB, restricted to products that may be recommended)
+and proposes rows ``customer, product, score`` — its own proposal score, higher is better —
+for the customers of the current chunk, as a SQL query over the context's tables.
+:func:`generate_candidates` unions them in one query: one row per (customer, product) with
 each source's rank and score as ranker features, and ``reason`` = the first source in
 :data:`SOURCES` order that proposed the product.
 """

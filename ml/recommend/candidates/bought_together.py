@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ml.recommend.candidates._common import empty, expand_seeds, top_per_customer
+from ml.recommend.candidates._common import expand_seeds, run
 from ml.recommend.candidates.context import CandidateContext
+
+SEEDS = 20
+
+
+def bought_together_sql(context: CandidateContext, n: int) -> str | None:
+    """Σ seed weight × co-occurrence cosine over the customer's top seed products."""
+    return expand_seeds(context, "bought_together_rows", "cosine", SEEDS, n)
 
 
 def bought_together_candidates(
-    context: CandidateContext, customers: list[str], n: int, seeds: int = 20
+    context: CandidateContext, customers: list[str], n: int
 ) -> pd.DataFrame:
-    """Σ seed weight × co-occurrence cosine over the customer's top seed products."""
-    if context.cooccurrence is None or context.cooccurrence.empty:
-        return empty()
-    neighbours = context.cooccurrence[["product_id", "related_product_id", "cosine"]]
-    scored = expand_seeds(context.seeds(seeds), neighbours, "cosine")
-    return top_per_customer(scored, n)
+    return run(context.use_customers(customers), bought_together_sql(context, n))

@@ -2,49 +2,33 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 import pandas as pd
 
-from ml.recommend.candidates._common import empty, top_per_customer
-from ml.recommend.candidates.context import CandidateContext
+from ml.recommend.candidates._common import run
+from ml.recommend.candidates.context import COUNTRY_WINDOW_DAYS, CandidateContext
 
-WINDOW_DAYS = 90
-
-
-def country_popularity(context: CandidateContext) -> pd.DataFrame:
-    """country, product_id, score = distinct buyers in the country over the window (computed
-    once per context: it does not depend on the customers asked)."""
-    if "country_popularity" not in context.cache:
-        context.cache["country_popularity"] = _country_popularity(context)
-    return context.cache["country_popularity"]
+WINDOW_DAYS = COUNTRY_WINDOW_DAYS
 
 
-def _country_popularity(context: CandidateContext) -> pd.DataFrame:
-    if context.purchases is None or not context.countries:
-        return pd.DataFrame(columns=["country", "product_id", "score"])
-    start = pd.Timestamp(context.cutoff - dt.timedelta(days=WINDOW_DAYS))
-    recent = context.purchases[pd.to_datetime(context.purchases["ordered_date"]) > start]
-    recent = recent[recent["product_id"].isin(context.products)]
-    recent = recent.assign(country=recent["customer_id"].map(context.countries))
-    return (
-        recent.dropna(subset=["country"])
-        .groupby(["country", "product_id"], as_index=False)["customer_id"]
-        .nunique()
-        .rename(columns={"customer_id": "score"})
-    )
+def country_popular_sql(context: CandidateContext, n: int) -> str | None:
+    """The country's n most bought products (distinct recent buyers) for each customer with a
+    known country."""
+    if not context.has_countries:
+        return None
+    return f"""
+        select chunk.customer_code, ranked.product_code, ranked.score
+        from chunk
+        inner join customer_country using (customer_code)
+        inner join (
+            select country, product_code, score from country_popularity
+            qualify row_number() over (
+                partition by country order by score desc, product_code
+            ) <= {int(n)}
+        ) as ranked using (country)
+    """
 
 
 def country_popular_candidates(
     context: CandidateContext, customers: list[str], n: int
 ) -> pd.DataFrame:
-    """The country's n most bought products for each customer with a known country."""
-    popular = country_popularity(context)
-    if popular.empty:
-        return empty()
-    ranked = popular.sort_values(["country", "score", "product_id"], ascending=[True, False, True])
-    ranked = ranked[ranked.groupby("country").cumcount() < n]
-    who = pd.DataFrame({"customer_id": customers})
-    who["country"] = who["customer_id"].map(context.countries)
-    joined = who.dropna(subset=["country"]).merge(ranked, on="country", how="inner")
-    return top_per_customer(joined.astype({"score": "float64"}), n)
+    return run(context.use_customers(customers), country_popular_sql(context, n))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ml.recommend.candidates._common import same_list_for_all
+from ml.recommend.candidates._common import run, same_list_for_all
 from ml.recommend.candidates.context import CandidateContext
 
 
@@ -19,6 +19,16 @@ def popular_products(popularity: pd.DataFrame, n: int) -> pd.DataFrame:
     )
 
 
+def popular_sql(context: CandidateContext, n: int) -> str:
+    """The same n popular products for every customer (order of :func:`popular_products`)."""
+    return same_list_for_all(
+        f"""
+        select product_code, orders_30 as score from products
+        order by orders_30 desc, buyers_30 desc, orders_365 desc, product_code
+        limit {int(n)}
+        """
+    )
+
+
 def popular_candidates(context: CandidateContext, customers: list[str], n: int) -> pd.DataFrame:
-    """The same n popular products for every customer."""
-    return same_list_for_all(customers, popular_products(context.popularity, n))
+    return run(context.use_customers(customers), popular_sql(context, n))

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ml.recommend.candidates._common import top_per_customer
+from ml.recommend.candidates._common import run, top_n
 from ml.recommend.candidates.context import CandidateContext
 
 
-def repurchase_candidates(context: CandidateContext, customers: list[str], n: int) -> pd.DataFrame:
+def repurchase_sql(context: CandidateContext, n: int) -> str:
     """Past products scored by Σ exp(-age/270) over the pair's orders, top n per customer."""
-    pairs = context.pairs[context.pairs["product_id"].isin(context.products)]
-    scored = pairs[["customer_id", "product_id"]].assign(
-        score=pairs["pair_recency_weighted"].astype("float64").to_numpy()
+    return top_n(
+        """
+        select customer_code, product_code, cast(pair_recency_weighted as double) as score
+        from chunk_pairs
+        where product_code in (select product_code from products)
+        """,
+        n,
     )
-    return top_per_customer(scored, n)
+
+
+def repurchase_candidates(context: CandidateContext, customers: list[str], n: int) -> pd.DataFrame:
+    return run(context.use_customers(customers), repurchase_sql(context, n))

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ml.recommend.candidates._common import empty, expand_seeds, top_per_customer
+from ml.recommend.candidates._common import expand_seeds, run
 from ml.recommend.candidates.context import CandidateContext
 
+SEEDS = 20
 
-def similar_candidates(
-    context: CandidateContext, customers: list[str], n: int, seeds: int = 20
-) -> pd.DataFrame:
+
+def similar_sql(context: CandidateContext, n: int) -> str | None:
     """Σ seed weight × name similarity over the customer's top seed products."""
-    if context.similar is None or context.similar.empty:
-        return empty()
-    scored = expand_seeds(context.seeds(seeds), context.similar, "similarity")
-    return top_per_customer(scored, n)
+    return expand_seeds(context, "similar_rows", "similarity", SEEDS, n)
+
+
+def similar_candidates(context: CandidateContext, customers: list[str], n: int) -> pd.DataFrame:
+    return run(context.use_customers(customers), similar_sql(context, n))

@@ -4,24 +4,24 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ml.recommend.candidates._common import empty, same_list_for_all
+from ml.recommend.candidates._common import run, same_list_for_all
 from ml.recommend.candidates.context import CandidateContext
 
 MIN_ORDERS_7 = 3
 
 
-def trending_products(context: CandidateContext, n: int) -> pd.DataFrame:
-    """product_id, score = orders of the last 7 days minus the 30-day pace for 7 days."""
-    pop = context.popularity
-    excess = pop["orders_7"] - pop["orders_30"] * 7.0 / 30.0
-    ranked = pd.DataFrame({"product_id": pop["product_id"], "score": excess.astype("float64")})
-    ranked = ranked[(pop["orders_7"] >= MIN_ORDERS_7).to_numpy() & (ranked["score"] > 0)]
-    return ranked.sort_values(["score", "product_id"], ascending=[False, True]).head(n)
+def trending_sql(context: CandidateContext, n: int) -> str:
+    """The same n products for everyone, scored by orders of the last 7 days minus the 30-day
+    pace for 7 days (at least MIN_ORDERS_7 orders in the week)."""
+    return same_list_for_all(
+        f"""
+        select product_code, orders_7 - orders_30 * 7.0 / 30.0 as score from products
+        where orders_7 >= {MIN_ORDERS_7} and orders_7 - orders_30 * 7.0 / 30.0 > 0
+        order by score desc, product_code
+        limit {int(n)}
+        """
+    )
 
 
 def trending_candidates(context: CandidateContext, customers: list[str], n: int) -> pd.DataFrame:
-    """The same n trending products for every customer."""
-    ranked = trending_products(context, n)
-    if ranked.empty:
-        return empty()
-    return same_list_for_all(customers, ranked)
+    return run(context.use_customers(customers), trending_sql(context, n))
