@@ -242,11 +242,30 @@ def report(size: str, results: dict[str, dict], info: dict) -> str:
     lines += [
         "",
         "Transform stage = the nightly `dbt build` (incremental models + tests) for one "
-        "new date. Limit = bench/limit.sql computing the same marts in full, in one DuckDB "
-        "connection. Pandas = bench/pandas_marts.py computing the same marts from the "
-        "landing Parquet files.",
+        "new date. Limit = bench/limit.sql computing every table of that build (marts and "
+        "features at the scoring cutoff) in full, in one DuckDB connection. Pandas = "
+        "bench/pandas_marts.py computing the same tables from the landing Parquet files "
+        "(tests/bench/test_alternatives.py checks both against the dbt tables).",
         "",
     ]
+    nodes = nightly["detail"].get("dbt_nodes") or {}
+    if nodes:
+        lines += [
+            "Slowest nodes of the nightly `dbt build` (seconds; dbt runs up to 4 at once):",
+            "",
+            "| node | seconds |",
+            "| --- | ---: |",
+        ]
+        slowest = list(nodes.items())[:10]
+        lines += [f"| {name.split('.', 1)[1]} | {sec:.2f} |" for name, sec in slowest]
+        models = sum(v for k, v in nodes.items() if k.startswith("model."))
+        tests = sum(v for k, v in nodes.items() if not k.startswith("model."))
+        lines += [
+            "",
+            f"All {len(nodes)} nodes: models {models:.1f} s, tests {tests:.1f} s (summed over "
+            "threads).",
+            "",
+        ]
     return "\n".join(lines)
 
 

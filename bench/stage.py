@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from bench.sizes import SIZES
-from shopflow.settings import load_settings
+from shopflow.settings import Settings, load_settings
 
 
 def _peak_rss_mb() -> float:
@@ -31,6 +31,59 @@ def _count(settings, sql: str) -> int:
 
     with connect(settings, read_only=True) as con:
         return int(con.execute(sql).fetchone()[0])
+
+
+# the raw tables bench/limit.sql reads, as views of the warehouse's
+LIMIT_RAW_TABLES = ("order_lines", "products", "customers")
+
+
+def dbt_project_vars(settings: Settings) -> dict:
+    """The vars of dbt_project.yml, as a `dbt build` without --vars overrides sees them."""
+    import yaml
+
+    project = yaml.safe_load((settings.dbt_project_dir / "dbt_project.yml").read_text())
+    return dict(project["vars"])
+
+
+def limit_script(run_date: dt.date, variables: dict) -> str:
+    """bench/limit.sql for ``run_date`` with the dbt vars it uses filled in."""
+    script = Path(__file__).with_name("limit.sql").read_text()
+    values = {
+        "$RUN_DATE": run_date.isoformat(),
+        "$COOCCURRENCE_NEIGHBOURS": str(int(variables["cooccurrence_neighbours"])),
+        "$COOCCURRENCE_MAX_ORDER_PRODUCTS": str(int(variables["cooccurrence_max_order_products"])),
+    }
+    for placeholder, value in values.items():
+        script = script.replace(placeholder, value)
+    return script
+
+
+def run_limit_sql(settings: Settings, run_date: dt.date, target: Path, variables: dict) -> int:
+    """Run bench/limit.sql in one connection to a new DuckDB file ``target``, reading the
+    warehouse's raw tables (attached read-only: the script never writes the warehouse).
+    Returns the rows of lim.fct_order_lines."""
+    import duckdb
+
+    target.unlink(missing_ok=True)
+    con = duckdb.connect(str(target))
+    try:
+        con.execute(f"set threads = {settings.duckdb_threads}")
+        con.execute(f"set memory_limit = '{settings.duckdb_memory_limit}'")
+        con.execute(f"attach '{settings.warehouse_path}' as wh (read_only)")
+        con.execute("create schema if not exists raw")
+        for table in LIMIT_RAW_TABLES:
+            con.execute(f"create or replace view raw.{table} as select * from wh.raw.{table}")
+        con.execute(limit_script(run_date, variables))
+        return int(con.execute("select count(*) from lim.fct_order_lines").fetchone()[0])
+    finally:
+        con.close()
+
+
+def dbt_node_seconds(target_dir: Path) -> dict[str, float]:
+    """Seconds per node of the last dbt invocation (run_results.json), slowest first."""
+    results = json.loads((target_dir / "run_results.json").read_text())["results"]
+    timed = {r["unique_id"]: round(float(r["execution_time"]), 2) for r in results}
+    return dict(sorted(timed.items(), key=lambda item: -item[1]))
 
 
 def run_stage(stage: str, size: str, home: Path, run_date: dt.date) -> dict:
@@ -97,28 +150,19 @@ def run_stage(stage: str, size: str, home: Path, run_date: dt.date) -> dict:
                 # dbt is this process's only child: its peak is the transform stage's memory
                 children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
                 detail["transform_peak_rss_mb"] = round(children / 1024.0, 1)
+                detail["dbt_nodes"] = dbt_node_seconds(settings.home / "dbt" / "target")
             if name == "ingest_landing":
                 rows = sum(out.get("rows_loaded", {}).values())
         detail["steps"] = steps
     elif stage == "limit_sql":
-        import duckdb
-
-        script = (Path(__file__).with_name("limit.sql")).read_text()
-        target = settings.home / "limit.duckdb"
-        target.unlink(missing_ok=True)
-        con = duckdb.connect(str(target))
-        con.execute(f"set threads = {settings.duckdb_threads}")
-        con.execute(f"set memory_limit = '{settings.duckdb_memory_limit}'")
-        con.execute(f"attach '{settings.warehouse_path}' as wh (read_only)")
-        con.execute("create schema if not exists raw")
-        con.execute("create or replace view raw.order_lines as select * from wh.raw.order_lines")
-        con.execute(script.replace("$RUN_DATE", run_date.isoformat()))
-        rows = int(con.execute("select count(*) from lim.fct_order_lines").fetchone()[0])
-        con.close()
+        variables = dbt_project_vars(settings)
+        rows = run_limit_sql(settings, run_date, settings.home / "limit.duckdb", variables)
     elif stage == "pandas_marts":
         from bench.pandas_marts import compute_marts
 
-        detail = compute_marts(settings.landing_dir, settings.home / "pandas_marts", run_date)
+        variables = dbt_project_vars(settings)
+        out_dir = settings.home / "pandas_marts"
+        detail = compute_marts(settings.landing_dir, out_dir, run_date, variables)
         rows = detail["fct_order_lines"]
     else:
         raise SystemExit(f"unknown stage {stage}")
