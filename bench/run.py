@@ -16,6 +16,7 @@ import datetime as dt
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -74,13 +75,17 @@ def run_airflow_nightly(home: Path, day: dt.date) -> dict:
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise RuntimeError(f"airflow nightly failed:\n{done.stderr[-4000:]}")
+    log = home / "airflow" / "runs" / f"shopflow_nightly_{day}.log"
     print(f"  {'nightly_airflow':<16} {seconds:>9.2f} s", flush=True)
     return {
         "stage": "nightly_airflow",
         "seconds": round(seconds, 3),
         "rows": 0,
         "peak_rss_mb": None,
-        "detail": {"tasks": task_spans(home / "airflow" / "runs" / f"shopflow_nightly_{day}.log")},
+        "detail": {
+            "tasks": task_spans(log),
+            "dbt_build_seconds": dbt_build_seconds(log, day),
+        },
     }
 
 
@@ -97,6 +102,14 @@ def task_spans(log: Path) -> dict[str, float]:
             else:
                 ends[task] = max(ends.get(task, stamp), stamp)
     return {t: round((ends[t] - starts[t]).total_seconds(), 2) for t in starts if t in ends}
+
+
+def dbt_build_seconds(log: Path, day: dt.date) -> float | None:
+    """Wall seconds of the `dbt build` process the nightly run's build task ran (as logged by
+    shopflow.dbt.run_dbt): the plain build that per-model visibility is compared with."""
+    pattern = re.compile(rf"dbt build for {day.isoformat()} finished in ([0-9.]+) s")
+    found = [float(m.group(1)) for m in pattern.finditer(log.read_text(errors="replace"))]
+    return found[-1] if found else None
 
 
 def machine() -> dict:
@@ -225,13 +238,15 @@ def report(size: str, results: dict[str, dict], info: dict) -> str:
             ),
         )
         tasks = results["nightly_airflow"]["detail"]["tasks"]
-        if "build_warehouse" in tasks and "dbt_model" in tasks and "dbt_plain_build" in results:
+        plain = results["nightly_airflow"]["detail"].get("dbt_build_seconds")
+        if "build_warehouse" in tasks and "dbt_model" in tasks and plain:
+            # the same build: the build task and the per-model tasks vs the `dbt build`
+            # process that task ran (one plain invocation of the same project, same data)
             watched = tasks["build_warehouse"] + tasks["dbt_model"]
-            plain = results["dbt_plain_build"]["seconds"]
             checks.insert(
                 2,
                 (
-                    "dbt in Airflow, one task per model / one plain `dbt build`",
+                    "dbt in Airflow (build task + one task per model) / its plain `dbt build`",
                     f"{watched / plain:.2f}x ({watched:.1f} s vs {plain:.1f} s)",
                     f"<= {TARGETS['dbt_visibility']}x",
                     watched / plain <= TARGETS["dbt_visibility"],

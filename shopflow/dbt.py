@@ -104,6 +104,7 @@ def run_dbt(
     seconds = time.perf_counter() - started
     for line in process.stdout.splitlines():
         log.info("dbt | %s", line)
+    log.info("dbt %s for %s finished in %.2f s", " ".join(args), run_date, seconds)
     result = DbtResult(command, seconds, _read_run_results(target_dir))
     if process.returncode != 0:
         failed = result.failures
