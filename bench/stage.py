@@ -182,7 +182,16 @@ def main() -> None:
     parser.add_argument("--size", default="S")
     parser.add_argument("--home", required=True, type=Path)
     parser.add_argument("--date", required=True, type=dt.date.fromisoformat)
+    parser.add_argument(
+        "--memory-cap-gb",
+        type=float,
+        help="cap the process's data segment (RLIMIT_DATA): past it allocations fail with "
+        "MemoryError instead of the machine running out of memory",
+    )
     args = parser.parse_args()
+    if args.memory_cap_gb:
+        cap = int(args.memory_cap_gb * 1024**3)
+        resource.setrlimit(resource.RLIMIT_DATA, (cap, cap))
     print(json.dumps(run_stage(args.stage, args.size, args.home, args.date), default=str))
 
 
