@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -45,6 +46,9 @@ CONTRACT: dict[str, dict[str, str]] = {
 }
 REQUIRED_ENTITIES = ("order_lines",)
 DATA_SUFFIXES = (".parquet", ".csv")
+# A file changed this recently may still change within the same tick of the file system's
+# clock without its times moving (see Partition.stat_signature).
+STAT_SETTLE_NS = 2_000_000_000
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,26 @@ class Partition:
                 for chunk in iter(lambda: handle.read(1 << 20), b""):
                     digest.update(chunk)
             digest.update(b"\0")
+        return digest.hexdigest()
+
+    def stat_signature(self) -> str | None:
+        """SHA-256 over every file's name, size, modification and status-change times and
+        inode: equal to the signature taken when the partition was last fingerprinted only if
+        no file was added, removed, replaced or written since (any write or rename sets the
+        status-change time, which, unlike the modification time, cannot be set back).
+
+        None while a file changed less than STAT_SETTLE_NS ago: file times move in clock
+        ticks, so a write in the same tick as this call could leave them as they are.
+        """
+        digest = hashlib.sha256()
+        settled = time.time_ns() - STAT_SETTLE_NS
+        for file in self.files:
+            stat = file.stat()
+            if max(stat.st_mtime_ns, stat.st_ctime_ns) >= settled:
+                return None
+            fields = (file.name, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino)
+            digest.update("\0".join(str(f) for f in fields).encode())
+            digest.update(b"\n")
         return digest.hexdigest()
 
 

@@ -1,15 +1,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import shutil
 
 import duckdb
 import pandas as pd
 import pytest
 
+from shopflow import ingest, landing
 from shopflow.generator import ShopSpec, generate_shop
-from shopflow.ingest import LandingFormatError, ingest_landing
-from shopflow.landing import write_partition
+from shopflow.ingest import LandingFormatError, ingest_landing, partition_groups, read_partition
+from shopflow.landing import CONTRACT, Partition, list_partitions, write_partition
 from shopflow.quality import QualityGateError
+from tests.conftest import make_settings
 
 SPEC = ShopSpec(customers=60, products=20, days=20, start=dt.date(2025, 3, 1), seed=11)
 
@@ -160,3 +164,230 @@ def test_no_partition_at_all_is_a_clear_error(settings):
     with pytest.raises(LandingFormatError) as failure:
         ingest_landing(settings, dt.date(2025, 1, 1))
     assert "landing/order_lines: no partition dated on or before 2025-01-01" in str(failure.value)
+
+
+def _warehouse(settings) -> dict:
+    """Every raw row, manifest entry (without the file signatures, which name inodes) and
+    quarantine row."""
+    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+    try:
+        tables = {
+            table: con.execute(f"select * from raw.{table} order by all").fetchall()
+            for table in ("order_lines", "products", "customers")
+        }
+        tables["manifest"] = con.execute(
+            "select * exclude (file_stats) from raw.landing_manifest order by all"
+        ).fetchall()
+        tables["quarantine"] = con.execute(
+            "select * from quality.quarantine order by all"
+        ).fetchall()
+    finally:
+        con.close()
+    return tables
+
+
+def _with_bad_lines(settings) -> None:
+    """SPEC's shop with a negative price on day 3 and a repeated line on day 8."""
+    generate_shop(SPEC, settings.landing_dir)
+    day = SPEC.start + dt.timedelta(days=3)
+    frame = _lines(settings, day)
+    frame.loc[0, "unit_price"] = -1.0
+    write_partition(frame, settings.landing_dir, "order_lines", day)
+    day = SPEC.start + dt.timedelta(days=8)
+    frame = _lines(settings, day)
+    write_partition(pd.concat([frame, frame.head(1)]), settings.landing_dir, "order_lines", day)
+
+
+def test_a_history_read_in_groups_loads_what_one_group_loads(settings, tmp_path, monkeypatch):
+    _with_bad_lines(settings)
+    whole = ingest_landing(settings, SPEC.end)
+    grouped_home = make_settings(tmp_path / "grouped")
+    grouped_home.ensure_dirs()
+    shutil.copytree(settings.landing_dir, grouped_home.landing_dir, dirs_exist_ok=True)
+    monkeypatch.setattr(ingest, "INGEST_BATCH_ROWS", 10)
+
+    grouped = ingest_landing(grouped_home, SPEC.end)
+
+    row_level = [r for r in grouped.reports if r.suite == "landing_order_lines"]
+    assert len(row_level) > 3  # the history was really read in several groups
+    assert _warehouse(grouped_home) == _warehouse(settings)
+    assert grouped.as_dict() == whole.as_dict()
+    assert whole.quarantined["order_lines"] == 2
+
+
+def test_a_block_in_a_later_group_leaves_the_warehouse_unchanged(settings, monkeypatch):
+    _with_bad_lines(settings)
+    ingest_landing(settings, SPEC.start + dt.timedelta(days=1))
+    before = _warehouse(settings)
+    bad_day = SPEC.start + dt.timedelta(days=17)
+    frame = _lines(settings, bad_day)
+    frame["quantity"] = 0
+    write_partition(frame, settings.landing_dir, "order_lines", bad_day)
+    monkeypatch.setattr(ingest, "INGEST_BATCH_ROWS", 10)
+
+    with pytest.raises(QualityGateError) as failure:
+        ingest_landing(settings, SPEC.end)
+
+    assert (
+        f"- landing/order_lines/{bad_day} (landing/order_lines/{bad_day}/part-0.parquet) "
+        "(suite landing_partitions):\n"
+        "    at most 1 row of a partition under 20 rows is quarantined"
+    ) in str(failure.value)
+    assert _warehouse(settings) == before  # the earlier groups' staged rows were not written
+
+
+def test_a_failure_while_writing_leaves_the_warehouse_unchanged(settings, monkeypatch):
+    _with_bad_lines(settings)
+    ingest_landing(settings, SPEC.start + dt.timedelta(days=1))
+    before = _warehouse(settings)
+
+    def fail(*args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ingest, "_record_file_stats", fail)  # the transaction's last write
+    with pytest.raises(OSError, match="disk full"):
+        ingest_landing(settings, SPEC.end)
+
+    assert _warehouse(settings) == before
+
+
+VOLUME_SPEC = ShopSpec(customers=400, products=30, days=16, start=dt.date(2025, 3, 1), seed=5)
+
+
+def _volume_gate(settings, max_rows: int, monkeypatch) -> tuple[list, list]:
+    """Ingest VOLUME_SPEC with a 15x spike on day 12 in groups of ``max_rows``: the blocked
+    reports (batch, messages) and the order lines' groups (first and last date)."""
+    generate_shop(VOLUME_SPEC, settings.landing_dir)
+    day = VOLUME_SPEC.start + dt.timedelta(days=11)
+    lines = _lines(settings, day)
+    spike = pd.concat([lines.assign(order_id=lines["order_id"] + f"-{n}") for n in range(15)])
+    write_partition(spike, settings.landing_dir, "order_lines", day)
+    monkeypatch.setattr(ingest, "INGEST_BATCH_ROWS", max_rows)
+    partitions = list_partitions(settings.landing_dir, "order_lines", VOLUME_SPEC.end)
+    groups = [(g[0].partition_date, g[-1].partition_date) for g in partition_groups(partitions)]
+    with pytest.raises(QualityGateError) as failure:
+        ingest_landing(settings, VOLUME_SPEC.end)
+    blocked = [(r.batch, [f.message() for f in r.blocking_failures]) for r in failure.value.reports]
+    return [b for b, r in zip(blocked, failure.value.reports, strict=True) if r.blocked], groups
+
+
+def test_volume_checks_across_group_boundaries_match_one_group(settings, tmp_path, monkeypatch):
+    one_group, single = _volume_gate(settings, 10**9, monkeypatch)
+    other = make_settings(tmp_path / "grouped")
+    other.ensure_dirs()
+    several_groups, groups = _volume_gate(other, 80, monkeypatch)
+
+    spike_day = VOLUME_SPEC.start + dt.timedelta(days=11)
+    assert len(single) == 1
+    assert (spike_day, spike_day) in groups  # its whole history is in earlier groups
+    assert len(groups) > 4
+    assert several_groups == one_group
+    assert one_group == [
+        (
+            f"landing/order_lines/{spike_day} (landing/order_lines/{spike_day}/part-0.parquet)",
+            [
+                "no sudden volume spike: a partition has less than 10x the trailing 28-day "
+                "average of rows (shown as rows / average): 1 partition breaks it (e.g. 16.79)"
+            ],
+        )
+    ]
+
+
+def test_unchanged_partitions_are_recognised_without_reading_them(settings, monkeypatch):
+    monkeypatch.setattr(landing, "STAT_SETTLE_NS", 0)
+    generate_shop(SPEC, settings.landing_dir)
+    ingest_landing(settings, SPEC.end)
+    read = []
+    fingerprint = Partition.fingerprint
+    monkeypatch.setattr(Partition, "fingerprint", lambda p: read.append(p) or fingerprint(p))
+
+    again = ingest_landing(settings, SPEC.end)
+
+    assert read == []
+    assert again.partitions == {}
+    assert again.unchanged == sum(
+        len(list_partitions(settings.landing_dir, e, SPEC.end)) for e in CONTRACT
+    )
+
+
+def test_a_file_rewritten_in_place_with_its_old_size_and_mtime_is_ingested_again(
+    settings, monkeypatch
+):
+    monkeypatch.setattr(landing, "STAT_SETTLE_NS", 0)
+    generate_shop(SPEC, settings.landing_dir)
+    day = SPEC.start + dt.timedelta(days=4)
+    folder = settings.landing_dir / "order_lines" / day.isoformat()
+    frame = _lines(settings, day)
+    (folder / "part-0.parquet").unlink()
+    frame.assign(quantity=1).to_csv(folder / "orders.csv", index=False)
+    ingest_landing(settings, SPEC.end)
+    path = folder / "orders.csv"
+    old = path.stat()
+    with path.open("r+b") as handle:  # same bytes but one quantity: 1 -> 2
+        handle.write(
+            frame.assign(quantity=[2] + [1] * (len(frame) - 1)).to_csv(index=False).encode()
+        )
+    os.utime(path, ns=(old.st_atime_ns, old.st_mtime_ns))
+    assert (path.stat().st_size, path.stat().st_mtime_ns) == (old.st_size, old.st_mtime_ns)
+
+    result = ingest_landing(settings, SPEC.end)
+
+    assert result.partitions == {"order_lines": [day.isoformat()]}
+    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+    try:
+        quantities = con.execute(
+            "select _source_line, quantity from raw.order_lines "
+            "where _partition_date = ? and quantity <> 1",
+            [day],
+        ).fetchall()
+    finally:
+        con.close()
+    assert quantities == [(2, 2)]
+
+
+def test_a_file_written_just_now_has_no_stat_signature_yet(settings):
+    generate_shop(SPEC, settings.landing_dir)
+    partition = list_partitions(settings.landing_dir, "order_lines", SPEC.start)[0]
+
+    assert partition.stat_signature() is None  # its times may still move within this tick
+
+
+def test_reading_in_chunks_keeps_the_dtypes_of_one_read(settings, monkeypatch):
+    generate_shop(SPEC, settings.landing_dir)
+    rows = pd.concat([_lines(settings, SPEC.start)] * 3000, ignore_index=True)
+    rows["line_number"] = range(len(rows))
+    rows["customer_id"] = rows["customer_id"].astype(object)
+    rows.loc[: 2 * 2048, "customer_id"] = None  # the first chunks hold only guest lines
+    write_partition(rows, settings.landing_dir, "order_lines", SPEC.start)
+    partition = list_partitions(settings.landing_dir, "order_lines", SPEC.start)[0]
+    whole = read_partition(partition, settings)
+    monkeypatch.setattr(ingest, "_FETCH_VECTORS", 1)
+
+    chunked = read_partition(partition, settings)
+
+    pd.testing.assert_frame_equal(chunked, whole)
+    assert str(whole["customer_id"].dtype) == "str"
+
+
+def test_a_manifest_from_before_the_stat_signature_gains_its_column(settings):
+    generate_shop(SPEC, settings.landing_dir)
+    settings.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(settings.warehouse_path))
+    con.execute(
+        "create schema raw; create table raw.landing_manifest (entity varchar not null, "
+        "partition_date date not null, fingerprint varchar not null, row_count bigint not null, "
+        "batch_id bigint not null, loaded_for_run_date date not null, "
+        "primary key (entity, partition_date))"
+    )
+    con.close()
+
+    result = ingest_landing(settings, SPEC.end)
+
+    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+    try:
+        rows = con.execute(
+            "select count(*), count(file_stats) from raw.landing_manifest where batch_id = 1"
+        ).fetchone()
+    finally:
+        con.close()
+    assert rows == (sum(len(days) for days in result.partitions.values()), 0)
