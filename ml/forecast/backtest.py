@@ -41,7 +41,7 @@ from ml.forecast.model import (
 TIERS = ("top20", "middle", "tail")
 TIER_SHARES = (0.2, 0.3)  # top and middle; the tail is the rest
 PREDICTION_COLUMNS = ("units_mean", "units_p10", "units_p50", "units_p90")
-METRIC_NAMES = ("weekly_wape", "bias", "pinball", "coverage_p10_p90")
+METRIC_NAMES = ("weekly_wape", "bias", "pinball", "coverage_p10_p90", "below_p10", "above_p90")
 
 
 @dataclass
@@ -171,14 +171,14 @@ def backtest_forecaster(
 
 def format_table(results: dict[str, dict[str, float]]) -> str:
     """A plain-text table: one line per (candidate, segment), one column per metric."""
-    header = f"{'candidate':<26}{'segment':<9}" + "".join(f"{m:>18}" for m in METRIC_NAMES)
+    header = f"{'candidate':<26}{'segment':<9}" + "".join(f"{m:>17}" for m in METRIC_NAMES)
     lines = [header, "-" * len(header)]
     for candidate, scores in results.items():
         for segment in ("all", *TIERS):
             cells = []
             for metric in METRIC_NAMES:
                 value = scores.get(metric if segment == "all" else f"{metric}:{segment}")
-                cells.append(f"{value:>18.4f}" if value is not None else f"{'-':>18}")
+                cells.append(f"{value:>17.4f}" if value is not None else f"{'-':>17}")
             lines.append(f"{candidate:<26}{segment:<9}" + "".join(cells))
     return "\n".join(lines)
 

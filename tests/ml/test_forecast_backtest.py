@@ -79,6 +79,8 @@ def test_summarize_pools_origins_without_mixing_their_weeks():
     assert scores["weekly_wape:top20"] == pytest.approx(1.0)
     assert scores["bias"] == pytest.approx((8.0 - 10.0) / 10.0)
     assert scores["coverage_p10_p90"] == pytest.approx(13 / 14)
+    assert scores["above_p90"] == pytest.approx(1 / 14)
+    assert scores["below_p10"] == pytest.approx(0.0)
     # pinball: p10 0.1*10, p50 0.5*10, p90 0.9*9 + 13*0.1*1, mean of three over sum y 10
     assert scores["pinball"] == pytest.approx((1.0 + 5.0 + 8.1 + 1.3) / 3 / 10)
     assert scores["weekly_wape:middle"] != scores["weekly_wape:middle"]  # NaN: empty tier
@@ -108,7 +110,14 @@ def test_backtest_reports_model_and_baselines_overall_and_by_tier(feat):
     )
     expected_keys = {
         f"{metric}{suffix}"
-        for metric in ("weekly_wape", "bias", "pinball", "coverage_p10_p90")
+        for metric in (
+            "weekly_wape",
+            "bias",
+            "pinball",
+            "coverage_p10_p90",
+            "below_p10",
+            "above_p90",
+        )
         for suffix in ["", *(f":{tier}" for tier in TIERS)]
     }
     assert set(result.results["model"]) == expected_keys

@@ -76,6 +76,14 @@ def test_coverage_counts_inside_p10_p90():
     assert metrics.coverage(_frame()) == pytest.approx(7 / 8)
 
 
+def test_tail_misses_count_each_side_of_the_interval():
+    frame = _frame().assign(units_p10=[0.0, 0.0, 0.5, 2.5, 0.0, 0.0, 0.0, 0.0])
+    # below p10: y=0 < 0.5 and y=2 < 2.5; above p90=2: y=4
+    assert metrics.below_p10(frame) == pytest.approx(2 / 8)
+    assert metrics.above_p90(frame) == pytest.approx(1 / 8)
+    assert metrics.coverage(frame) == pytest.approx(1 - 2 / 8 - 1 / 8)
+
+
 def test_ranking_metrics_frame_equals_the_per_customer_definition():
     rng = np.random.default_rng(3)
     lists, bought = [], []
