@@ -122,17 +122,45 @@ def run_dbt(
     return result
 
 
+# dbt runs up to `threads` (profiles.yml) models at once over its one DuckDB connection, and
+# DuckDB's memory limit (SHOPFLOW_DUCKDB_MEMORY_LIMIT) is shared by all of them. A night's
+# increments are small, so they overlap. A full build materialises every large model from
+# scratch: at 30 million order lines three feature models at once ran out of a 4 GB limit
+# ("failed to pin block"), while one at a time each spills to SHOPFLOW_TMP_DIR and completes.
+FULL_BUILD_THREADS = 1
+
+
+def is_first_build(settings: Settings) -> bool:
+    """True when the warehouse holds no built feature model yet: the next build computes
+    every incremental model in full, like a full refresh."""
+    from shopflow.warehouse import connect
+
+    if not settings.warehouse_path.exists():
+        return True
+    with connect(settings, read_only=True) as con:
+        row = con.execute(
+            "select count(*) from information_schema.tables "
+            "where table_schema = 'features' and table_name = 'feat_product_daily'"
+        ).fetchone()
+    return row[0] == 0
+
+
 def build_warehouse(
     settings: Settings, run_date: dt.date, *, full_refresh: bool = False, raise_on_failure=True
 ):
     """`dbt build` of every model and test, as of ``run_date``.
 
+    A full build (``full_refresh``, or the first build of a warehouse) runs one model at a
+    time (FULL_BUILD_THREADS), so each large model has the whole DuckDB memory limit.
     With ``raise_on_failure=False`` failed models and tests are returned instead of raised
     (the nightly DAG reports them per model, see :func:`node_reports`); dbt failing to run at
     all (no results) still raises.
     """
+    args = ["build"]
+    if full_refresh or is_first_build(settings):
+        args += ["--threads", str(FULL_BUILD_THREADS)]
     try:
-        return run_dbt(settings, ["build"], run_date, full_refresh=full_refresh)
+        return run_dbt(settings, args, run_date, full_refresh=full_refresh)
     except DbtBuildError:
         if raise_on_failure:
             raise

@@ -72,3 +72,28 @@ def test_every_mart_column_is_described(docs):
         .get("description")
     )
     assert missing == []
+
+
+def test_a_first_build_runs_one_model_at_a_time_and_later_builds_overlap(tmp_path):
+    # dbt's models share one DuckDB memory limit: a build that computes every model in full
+    # runs them one at a time, a nightly increment with the profile's threads
+    from shopflow.dbt import FULL_BUILD_THREADS, build_warehouse, is_first_build
+    from shopflow.generator import generate_shop
+    from shopflow.ingest import ingest_landing
+    from tests.conftest import TINY_SPEC, make_settings
+
+    settings = make_settings(tmp_path / "home")
+    settings.ensure_dirs()
+    assert is_first_build(settings)  # no warehouse file yet
+    shop = generate_shop(TINY_SPEC, settings.landing_dir)
+    ingest_landing(settings, shop.last_date)
+    assert is_first_build(settings)  # raw tables only
+
+    first = build_warehouse(settings, shop.last_date)
+    assert first.command[1:4] == ["build", "--threads", str(FULL_BUILD_THREADS)]
+    assert not first.failures
+    assert not is_first_build(settings)
+
+    nightly = build_warehouse(settings, shop.last_date)
+    assert "--threads" not in nightly.command
+    assert not nightly.failures
