@@ -127,6 +127,9 @@ def run_dbt(
 # increments are small, so they overlap. A full build materialises every large model from
 # scratch: at 30 million order lines three feature models at once ran out of a 4 GB limit
 # ("failed to pin block"), while one at a time each spills to SHOPFLOW_TMP_DIR and completes.
+# Adding the training cutoffs to the per-cutoff feature models (build_training_features) is
+# as heavy (each training cutoff is a year of order lines) and ran out of memory the same way
+# at that size: it runs one model at a time too.
 FULL_BUILD_THREADS = 1
 
 
@@ -186,11 +189,12 @@ def build_training_features(settings: Settings, run_date: dt.date) -> DbtResult:
     call this first: the models are incremental by cutoff, so on top of the night's build
     only the training cutoffs are computed (the run date's rows are kept as they are), and
     the next nightly build drops them again. Models and tests of these three models only:
-    nothing else in the warehouse changes.
+    nothing else in the warehouse changes. One model at a time (FULL_BUILD_THREADS): each
+    training cutoff covers a year of order lines, as heavy as a full build.
     """
     return run_dbt(
         settings,
-        ["build", "--select", *PER_CUTOFF_FEATURES],
+        ["build", "--select", *PER_CUTOFF_FEATURES, "--threads", str(FULL_BUILD_THREADS)],
         run_date,
         target_dir=settings.home / "dbt" / "training-target",
         extra_vars={"with_training_cutoffs": True},

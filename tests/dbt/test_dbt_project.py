@@ -77,7 +77,12 @@ def test_every_mart_column_is_described(docs):
 def test_a_first_build_runs_one_model_at_a_time_and_later_builds_overlap(tmp_path):
     # dbt's models share one DuckDB memory limit: a build that computes every model in full
     # runs them one at a time, a nightly increment with the profile's threads
-    from shopflow.dbt import FULL_BUILD_THREADS, build_warehouse, is_first_build
+    from shopflow.dbt import (
+        FULL_BUILD_THREADS,
+        build_training_features,
+        build_warehouse,
+        is_first_build,
+    )
     from shopflow.generator import generate_shop
     from shopflow.ingest import ingest_landing
     from tests.conftest import TINY_SPEC, make_settings
@@ -97,3 +102,9 @@ def test_a_first_build_runs_one_model_at_a_time_and_later_builds_overlap(tmp_pat
     nightly = build_warehouse(settings, shop.last_date)
     assert "--threads" not in nightly.command
     assert not nightly.failures
+
+    # the training cutoffs of the feature models are a year of order lines each
+    training = build_training_features(settings, shop.last_date)
+    threads = training.command.index("--threads")
+    assert training.command[threads + 1] == str(FULL_BUILD_THREADS)
+    assert not training.failures

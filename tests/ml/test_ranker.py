@@ -8,6 +8,7 @@ import pytest
 from ml.features import read_recommend_inputs
 from ml.recommend import ranker as ranker_module
 from ml.recommend.backtest import customers_buying_after, training_frame
+from ml.recommend.baselines import popularity_30
 from ml.recommend.ranker import FEATURES, Ranker, RankerParams, candidates_for, label_candidates
 from shopflow.warehouse import connect
 
@@ -102,6 +103,23 @@ def test_cold_start_customer_gets_k_items(inputs, ranker):
     assert list(lists["rank"]) == list(range(1, 11))
     assert lists["product_id"].is_unique
     assert set(lists["reason"]) <= {"popular", "trending"}
+
+
+def test_a_customer_without_history_gets_the_popularity_list(inputs, ranker):
+    data, run_date = inputs
+    country = pd.Series(data.countries).mode()[0]
+    with_country = {**data.countries, "NEW-IN-UK": country}
+    newcomer = type(data)(**{**data.__dict__, "countries": with_country})
+    candidates = candidates_for(newcomer, ["NEW-IN-UK"], run_date, PARAMS, allowed=data.sellable)
+    # the ranker alone would pick among country, trending and popular candidates
+    assert {"country_popular", "popular"} <= set(candidates["reason"])
+    lists = ranker.recommend(candidates)
+    expected = popularity_30(
+        data.pairs, data.popularity, ["NEW-IN-UK"], run_date, 10, data.sellable
+    )
+    assert list(lists["product_id"]) == list(expected["product_id"])
+    assert set(lists["reason"]) == {"popular"}
+    assert (lists["score"].diff().dropna() < 0).all()
 
 
 def test_candidate_features_are_finite_numbers(inputs):
