@@ -125,7 +125,7 @@ def run_dbt(
 # dbt runs up to `threads` (profiles.yml) models at once over its one DuckDB connection, and
 # DuckDB's memory limit (SHOPFLOW_DUCKDB_MEMORY_LIMIT) is shared by all of them. A night's
 # increments are small, so they overlap. A full build materialises every large model from
-# scratch: at 30 million order lines three feature models at once ran out of a 4 GB limit
+# scratch: at 48 million order lines three feature models at once ran out of a 4 GB limit
 # ("failed to pin block"), while one at a time each spills to SHOPFLOW_TMP_DIR and completes.
 # Adding the training cutoffs to the per-cutoff feature models (build_training_features) is
 # as heavy (each training cutoff is a year of order lines) and ran out of memory the same way
