@@ -301,18 +301,46 @@ inner join customer_orders
     and pairs.customer_id = customer_orders.customer_id;
 
 create or replace table lim.feat_product_popularity as
-select cutoff_date, product_id,
-       count(distinct customer_id) filter (where ordered_date > cutoff_date - interval 30 day)
-           as buyers_30,
-       coalesce(sum(quantity) filter (where ordered_date > cutoff_date - interval 30 day), 0)
-           as units_30,
-       count(distinct order_id) filter (where ordered_date > cutoff_date - interval 30 day)
-           as orders_30,
-       count(distinct order_id) filter (where ordered_date > cutoff_date - interval 7 day)
-           as orders_7,
-       count(distinct order_id) as orders_365, count(distinct customer_id) as buyers_365,
-       median(unit_price) as median_price_365, any_value(source_batch_id) as source_batch_id
-from cutoff_lines group by cutoff_date, product_id;
+-- distinct orders and buyers counted as groups (see feat_product_popularity.sql: DuckDB spills
+-- count(distinct ...) badly at size L)
+with line_stats as (
+    select cutoff_date, product_id,
+           coalesce(sum(quantity) filter (where ordered_date > cutoff_date - interval 30 day), 0)
+               as units_30,
+           median(unit_price) as median_price_365, any_value(source_batch_id) as source_batch_id
+    from cutoff_lines group by cutoff_date, product_id
+),
+order_stats as (
+    select cutoff_date, product_id,
+           count(*) filter (where last_date > cutoff_date - interval 30 day) as orders_30,
+           count(*) filter (where last_date > cutoff_date - interval 7 day) as orders_7,
+           count(*) as orders_365
+    from (
+        select cutoff_date, product_id, order_id, max(ordered_date) as last_date
+        from cutoff_lines where order_id is not null group by cutoff_date, product_id, order_id
+    )
+    group by cutoff_date, product_id
+),
+buyer_stats as (
+    select cutoff_date, product_id,
+           count(*) filter (where last_date > cutoff_date - interval 30 day) as buyers_30,
+           count(*) as buyers_365
+    from (
+        select cutoff_date, product_id, customer_id, max(ordered_date) as last_date
+        from cutoff_lines where customer_id is not null
+        group by cutoff_date, product_id, customer_id
+    )
+    group by cutoff_date, product_id
+)
+select line_stats.cutoff_date, line_stats.product_id,
+       coalesce(buyer_stats.buyers_30, 0) as buyers_30, line_stats.units_30,
+       coalesce(order_stats.orders_30, 0) as orders_30, coalesce(order_stats.orders_7, 0) as orders_7,
+       coalesce(order_stats.orders_365, 0) as orders_365,
+       coalesce(buyer_stats.buyers_365, 0) as buyers_365,
+       line_stats.median_price_365, line_stats.source_batch_id
+from line_stats
+left join order_stats using (cutoff_date, product_id)
+left join buyer_stats using (cutoff_date, product_id);
 
 create or replace table lim.feat_product_cooccurrence as
 with baskets as (

@@ -182,6 +182,15 @@ PER_CUTOFF_FEATURES = [
 ]
 
 
+def training_cutoff_offsets(settings: Settings) -> list[int]:
+    """The ranker's training cutoffs, in days before the run date (the dbt project's var
+    ``training_cutoff_offsets_days``)."""
+    import yaml
+
+    project = yaml.safe_load((settings.dbt_project_dir / "dbt_project.yml").read_text())
+    return [int(days) for days in project["vars"]["training_cutoff_offsets_days"]]
+
+
 def build_training_features(settings: Settings, run_date: dt.date) -> DbtResult:
     """Add the ranker's training cutoffs to the per-cutoff feature models, as of ``run_date``.
 
@@ -189,15 +198,34 @@ def build_training_features(settings: Settings, run_date: dt.date) -> DbtResult:
     call this first: the models are incremental by cutoff, so on top of the night's build
     only the training cutoffs are computed (the run date's rows are kept as they are), and
     the next nightly build drops them again. Models and tests of these three models only:
-    nothing else in the warehouse changes. One model at a time (FULL_BUILD_THREADS): each
-    training cutoff covers a year of order lines, as heavy as a full build.
+    nothing else in the warehouse changes.
+
+    Each training cutoff covers a year of order lines, as much as a full build's, so they are
+    added one cutoff per dbt invocation (the first offset, then the first two ...: each run
+    computes the one cutoff its table lacks and keeps the others), one model at a time
+    (FULL_BUILD_THREADS). At 48 million order lines the three cutoffs at once ran out of a
+    4 GB DuckDB memory limit in ``count(distinct ...)``; the scoring cutoff alone is what
+    the full build computes. The result gathers every invocation's node results.
     """
-    return run_dbt(
-        settings,
-        ["build", "--select", *PER_CUTOFF_FEATURES, "--threads", str(FULL_BUILD_THREADS)],
-        run_date,
-        target_dir=settings.home / "dbt" / "training-target",
-        extra_vars={"with_training_cutoffs": True},
+    offsets = training_cutoff_offsets(settings)
+    runs = []
+    for upto in range(1, len(offsets) + 1):
+        runs.append(
+            run_dbt(
+                settings,
+                ["build", "--select", *PER_CUTOFF_FEATURES, "--threads", str(FULL_BUILD_THREADS)],
+                run_date,
+                target_dir=settings.home / "dbt" / "training-target",
+                extra_vars={
+                    "with_training_cutoffs": True,
+                    "training_cutoff_offsets_days": offsets[:upto],
+                },
+            )
+        )
+    return DbtResult(
+        runs[-1].command,
+        sum(run.seconds for run in runs),
+        [result for run in runs for result in run.results],
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pytest
@@ -82,9 +83,11 @@ def test_a_first_build_runs_one_model_at_a_time_and_later_builds_overlap(tmp_pat
         build_training_features,
         build_warehouse,
         is_first_build,
+        training_cutoff_offsets,
     )
     from shopflow.generator import generate_shop
     from shopflow.ingest import ingest_landing
+    from shopflow.warehouse import connect
     from tests.conftest import TINY_SPEC, make_settings
 
     settings = make_settings(tmp_path / "home")
@@ -103,8 +106,22 @@ def test_a_first_build_runs_one_model_at_a_time_and_later_builds_overlap(tmp_pat
     assert "--threads" not in nightly.command
     assert not nightly.failures
 
-    # the training cutoffs of the feature models are a year of order lines each
+    # the training cutoffs of the feature models are a year of order lines each: one cutoff
+    # per dbt invocation, one model at a time
     training = build_training_features(settings, shop.last_date)
     threads = training.command.index("--threads")
     assert training.command[threads + 1] == str(FULL_BUILD_THREADS)
     assert not training.failures
+    offsets = training_cutoff_offsets(settings)
+    models = [r for r in training.results if r["unique_id"].startswith("model.")]
+    assert len(models) == 3 * len(offsets)  # three per-cutoff models, once per invocation
+    with connect(settings, read_only=True) as con:
+        for table in ("feat_customer_product", "feat_product_popularity"):
+            built = {
+                row[0]
+                for row in con.execute(
+                    f"select distinct cutoff_date from features.{table}"
+                ).fetchall()
+            }
+            expected = {shop.last_date - dt.timedelta(days=d) for d in [0, *offsets]}
+            assert built == expected, table
