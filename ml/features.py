@@ -50,23 +50,63 @@ def read_forecast_inputs(con, as_of: dt.date, *, scoring: bool = False) -> Forec
     return ForecastInputs(feat=feat)
 
 
+# Training and backtests read the customer-level rows (pairs, purchases) of at most this many
+# customers: a sample that is the same on every run (the first ids in md5 order). A shop with
+# fewer customers is read whole. The ranker trains on at most max_query_groups_per_cutoff
+# customers per cutoff anyway; this bounds what is read into memory, which at 500,000
+# customers (bench size L) would be every cutoff's pairs, over 20 GB in pandas. Product-level
+# inputs (popularity, co-occurrence) always cover every customer.
+TRAINING_CUSTOMER_SAMPLE = 50_000
+
+
+def training_customer_sample(con, as_of: dt.date, limit: int) -> pd.DataFrame | None:
+    """The customers training reads (see TRAINING_CUSTOMER_SAMPLE), or None for all."""
+    known = """
+        select distinct customer_id from intermediate.int_order_lines_as_of
+        where customer_id is not null and ordered_date <= ?
+    """
+    count = con.execute(f"select count(*) from ({known})", [as_of]).fetchone()[0]
+    if count <= limit:
+        return None
+    return con.execute(
+        f"select customer_id from ({known}) order by md5(customer_id), customer_id limit ?",
+        [as_of, int(limit)],
+    ).df()
+
+
 def read_recommend_inputs(
-    con, as_of: dt.date, active_customer_days: int, *, scoring: bool = False
+    con,
+    as_of: dt.date,
+    active_customer_days: int,
+    *,
+    scoring: bool = False,
+    max_customers: int | None = None,
 ) -> RecommendInputs:
     """Everything the recommender reads, as of ``as_of``.
 
     For training and backtests (default): every feature cutoff up to ``as_of`` and the whole
-    purchase history (labels). For nightly scoring (``scoring=True``): the cutoff ``as_of``
-    only and the purchases the candidate generators look back on, which at scale is a small
-    share of the rows.
+    purchase history (labels), of at most ``max_customers`` customers (a fixed sample, see
+    :func:`training_customer_sample`; None: all). For nightly scoring (``scoring=True``): the
+    cutoff ``as_of`` only and the purchases the candidate generators look back on, which at
+    scale is a small share of the rows.
     """
     from ml.recommend.candidates.country_popular import WINDOW_DAYS
 
     cutoff_rule = "cutoff_date = ?" if scoring else "cutoff_date <= ?"
     since = as_of - dt.timedelta(days=WINDOW_DAYS) if scoring else dt.date(1900, 1, 1)
+    customer_rule = ""
+    sample = (
+        None
+        if scoring or not max_customers
+        else training_customer_sample(con, as_of, max_customers)
+    )
+    if sample is not None:
+        # a registered frame: nothing is written to the (read-only) warehouse
+        con.register("customer_sample", sample)
+        customer_rule = "and customer_id in (select customer_id from customer_sample)"
     pairs = con.execute(
         f"select * exclude (source_batch_id) from features.feat_customer_product "
-        f"where {cutoff_rule} order by cutoff_date, customer_id, product_id",
+        f"where {cutoff_rule} {customer_rule} order by cutoff_date, customer_id, product_id",
         [as_of],
     ).df()
     popularity = con.execute(
@@ -75,14 +115,16 @@ def read_recommend_inputs(
         [as_of],
     ).df()
     purchases = con.execute(
-        """
+        f"""
         select customer_id, product_id, ordered_date
         from intermediate.int_order_lines_as_of
         where customer_id is not null and not is_non_product and not is_return
-          and ordered_date <= ? and ordered_date > ?
+          and ordered_date <= ? and ordered_date > ? {customer_rule}
         """,
         [as_of, since],
     ).df()
+    if sample is not None:
+        con.unregister("customer_sample")
     active = [
         r[0]
         for r in con.execute(
@@ -124,16 +166,20 @@ def read_recommend_inputs(
     )
 
 
-def read_training_recommend_inputs(settings, as_of: dt.date) -> RecommendInputs:
+def read_training_recommend_inputs(
+    settings, as_of: dt.date, max_customers: int = TRAINING_CUSTOMER_SAMPLE
+) -> RecommendInputs:
     """Recommender inputs for training or a backtest as of ``as_of``: first adds the training
     cutoffs to the feature marts (:func:`shopflow.dbt.build_training_features`; the nightly
-    build leaves them out), then reads every cutoff."""
+    build leaves them out), then reads every cutoff, of at most ``max_customers`` customers."""
     from shopflow.dbt import build_training_features
     from shopflow.warehouse import connect
 
     build_training_features(settings, as_of)
     with connect(settings, read_only=True) as con:
-        return read_recommend_inputs(con, as_of, settings.active_customer_days)
+        return read_recommend_inputs(
+            con, as_of, settings.active_customer_days, max_customers=max_customers
+        )
 
 
 def frame_fingerprint(frame: pd.DataFrame) -> dict:

@@ -180,3 +180,25 @@ def test_scoring_reads_only_the_run_date_cutoff_and_the_recent_purchases(built_h
         pd.to_datetime(training.pairs["cutoff_date"]) == pd.Timestamp(run_date)
     ]
     pd.testing.assert_frame_equal(at_run_date.reset_index(drop=True), scoring.pairs)
+
+
+def test_training_reads_a_fixed_sample_of_customers_on_large_shops(built_home):
+    settings, run_date = built_home
+    with connect(settings, read_only=True) as con:
+        whole = read_recommend_inputs(con, run_date, 90)
+        first = read_recommend_inputs(con, run_date, 90, max_customers=25)
+        again = read_recommend_inputs(con, run_date, 90, max_customers=25)
+        roomy = read_recommend_inputs(con, run_date, 90, max_customers=10**9)
+    sampled = set(first.purchases["customer_id"])
+    assert 0 < len(sampled) <= 25 < whole.purchases["customer_id"].nunique()
+    assert set(first.pairs["customer_id"]) <= sampled
+    pd.testing.assert_frame_equal(first.pairs, again.pairs)
+    # every row of a sampled customer is read, and product-level inputs are not sampled
+    pd.testing.assert_frame_equal(
+        first.pairs,
+        whole.pairs[whole.pairs["customer_id"].isin(sampled)].reset_index(drop=True),
+    )
+    pd.testing.assert_frame_equal(first.popularity, whole.popularity)
+    # a shop within the limit is read whole
+    pd.testing.assert_frame_equal(roomy.pairs, whole.pairs)
+    assert len(roomy.purchases) == len(whole.purchases)
