@@ -131,6 +131,12 @@ def run_dbt(
 # as heavy (each training cutoff is a year of order lines) and ran out of memory the same way
 # at that size: it runs one model at a time too.
 FULL_BUILD_THREADS = 1
+# A nightly build of a shop this large is run one model at a time too: its per-cutoff feature
+# models and full-history marts each scan a year or more of order lines. At 48 million lines
+# the nightly build with 4 threads ran out of a 4 GB limit (and with 10 GB spilled until the
+# disk was full), while one model at a time it completed in 81.6 s with a 4.6 GB peak RSS.
+# Size M (4.8 million lines) keeps dbt's threads.
+LARGE_SHOP_ORDER_LINES = 20_000_000
 
 
 def is_first_build(settings: Settings) -> bool:
@@ -148,19 +154,37 @@ def is_first_build(settings: Settings) -> bool:
     return row[0] == 0
 
 
+def is_large_shop(settings: Settings) -> bool:
+    """True when the warehouse holds more than LARGE_SHOP_ORDER_LINES order lines."""
+    from shopflow.warehouse import connect
+
+    if not settings.warehouse_path.exists():
+        return False
+    with connect(settings, read_only=True) as con:
+        row = con.execute(
+            "select count(*) from information_schema.tables "
+            "where table_schema = 'marts' and table_name = 'fct_order_lines'"
+        ).fetchone()
+        if row[0] == 0:
+            return False
+        lines = con.execute("select count(*) from marts.fct_order_lines").fetchone()[0]
+    return lines > LARGE_SHOP_ORDER_LINES
+
+
 def build_warehouse(
     settings: Settings, run_date: dt.date, *, full_refresh: bool = False, raise_on_failure=True
 ):
     """`dbt build` of every model and test, as of ``run_date``.
 
-    A full build (``full_refresh``, or the first build of a warehouse) runs one model at a
-    time (FULL_BUILD_THREADS), so each large model has the whole DuckDB memory limit.
+    A full build (``full_refresh``, or the first build of a warehouse) and any build of a
+    large shop (:func:`is_large_shop`) run one model at a time (FULL_BUILD_THREADS), so
+    each large model has the whole DuckDB memory limit.
     With ``raise_on_failure=False`` failed models and tests are returned instead of raised
     (the nightly DAG reports them per model, see :func:`node_reports`); dbt failing to run at
     all (no results) still raises.
     """
     args = ["build"]
-    if full_refresh or is_first_build(settings):
+    if full_refresh or is_first_build(settings) or is_large_shop(settings):
         args += ["--threads", str(FULL_BUILD_THREADS)]
     try:
         return run_dbt(settings, args, run_date, full_refresh=full_refresh)

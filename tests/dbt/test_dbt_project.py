@@ -75,9 +75,17 @@ def test_every_mart_column_is_described(docs):
     assert missing == []
 
 
-def test_a_first_build_runs_one_model_at_a_time_and_later_builds_overlap(tmp_path):
+def _order_lines(settings) -> int:
+    from shopflow.warehouse import connect
+
+    with connect(settings, read_only=True) as con:
+        return con.execute("select count(*) from marts.fct_order_lines").fetchone()[0]
+
+
+def test_a_first_build_runs_one_model_at_a_time_and_later_builds_overlap(tmp_path, monkeypatch):
     # dbt's models share one DuckDB memory limit: a build that computes every model in full
     # runs them one at a time, a nightly increment with the profile's threads
+    from shopflow import dbt as dbt_module
     from shopflow.dbt import (
         FULL_BUILD_THREADS,
         build_training_features,
@@ -105,6 +113,15 @@ def test_a_first_build_runs_one_model_at_a_time_and_later_builds_overlap(tmp_pat
     nightly = build_warehouse(settings, shop.last_date)
     assert "--threads" not in nightly.command
     assert not nightly.failures
+
+    # a large shop's nightly build runs one model at a time too
+    lines = _order_lines(settings)
+    monkeypatch.setattr(dbt_module, "LARGE_SHOP_ORDER_LINES", lines - 1)
+    large = build_warehouse(settings, shop.last_date)
+    assert large.command[1:4] == ["build", "--threads", str(FULL_BUILD_THREADS)]
+    assert not large.failures
+    monkeypatch.setattr(dbt_module, "LARGE_SHOP_ORDER_LINES", lines)
+    assert not dbt_module.is_large_shop(settings)
 
     # the training cutoffs of the feature models are a year of order lines each: one cutoff
     # per dbt invocation, one model at a time
