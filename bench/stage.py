@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from bench.sizes import SIZES
+from shopflow.dbt import project_vars
 from shopflow.settings import Settings, load_settings
 
 
@@ -35,14 +36,6 @@ def _count(settings, sql: str) -> int:
 
 # the raw tables bench/limit.sql reads, as views of the warehouse's
 LIMIT_RAW_TABLES = ("order_lines", "products", "customers")
-
-
-def dbt_project_vars(settings: Settings) -> dict:
-    """The vars of dbt_project.yml, as a `dbt build` without --vars overrides sees them."""
-    import yaml
-
-    project = yaml.safe_load((settings.dbt_project_dir / "dbt_project.yml").read_text())
-    return dict(project["vars"])
 
 
 def limit_script(run_date: dt.date, variables: dict) -> str:
@@ -155,12 +148,12 @@ def run_stage(stage: str, size: str, home: Path, run_date: dt.date) -> dict:
                 rows = sum(out.get("rows_loaded", {}).values())
         detail["steps"] = steps
     elif stage == "limit_sql":
-        variables = dbt_project_vars(settings)
+        variables = project_vars(settings)
         rows = run_limit_sql(settings, run_date, settings.home / "limit.duckdb", variables)
     elif stage == "pandas_marts":
         from bench.pandas_marts import compute_marts
 
-        variables = dbt_project_vars(settings)
+        variables = project_vars(settings)
         out_dir = settings.home / "pandas_marts"
         detail = compute_marts(settings.landing_dir, out_dir, run_date, variables)
         rows = detail["fct_order_lines"]

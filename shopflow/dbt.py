@@ -139,6 +139,14 @@ FULL_BUILD_THREADS = 1
 LARGE_SHOP_ORDER_LINES = 20_000_000
 
 
+def _has_table(con, schema: str, table: str) -> bool:
+    row = con.execute(
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+        [schema, table],
+    ).fetchone()
+    return row[0] > 0
+
+
 def is_first_build(settings: Settings) -> bool:
     """True when the warehouse holds no built feature model yet: the next build computes
     every incremental model in full, like a full refresh."""
@@ -147,11 +155,7 @@ def is_first_build(settings: Settings) -> bool:
     if not settings.warehouse_path.exists():
         return True
     with connect(settings, read_only=True) as con:
-        row = con.execute(
-            "select count(*) from information_schema.tables "
-            "where table_schema = 'features' and table_name = 'feat_product_daily'"
-        ).fetchone()
-    return row[0] == 0
+        return not _has_table(con, "features", "feat_product_daily")
 
 
 def is_large_shop(settings: Settings) -> bool:
@@ -161,11 +165,7 @@ def is_large_shop(settings: Settings) -> bool:
     if not settings.warehouse_path.exists():
         return False
     with connect(settings, read_only=True) as con:
-        row = con.execute(
-            "select count(*) from information_schema.tables "
-            "where table_schema = 'marts' and table_name = 'fct_order_lines'"
-        ).fetchone()
-        if row[0] == 0:
+        if not _has_table(con, "marts", "fct_order_lines"):
             return False
         lines = con.execute("select count(*) from marts.fct_order_lines").fetchone()[0]
     return lines > LARGE_SHOP_ORDER_LINES
@@ -206,13 +206,18 @@ PER_CUTOFF_FEATURES = [
 ]
 
 
-def training_cutoff_offsets(settings: Settings) -> list[int]:
-    """The ranker's training cutoffs, in days before the run date (the dbt project's var
-    ``training_cutoff_offsets_days``)."""
+def project_vars(settings: Settings) -> dict:
+    """The vars of dbt_project.yml, as a `dbt build` without --vars overrides sees them."""
     import yaml
 
     project = yaml.safe_load((settings.dbt_project_dir / "dbt_project.yml").read_text())
-    return [int(days) for days in project["vars"]["training_cutoff_offsets_days"]]
+    return dict(project["vars"])
+
+
+def training_cutoff_offsets(settings: Settings) -> list[int]:
+    """The ranker's training cutoffs, in days before the run date (the dbt project's var
+    ``training_cutoff_offsets_days``)."""
+    return [int(days) for days in project_vars(settings)["training_cutoff_offsets_days"]]
 
 
 def build_training_features(settings: Settings, run_date: dt.date) -> DbtResult:

@@ -24,8 +24,8 @@ import pandas as pd
 import pytest
 
 from bench.pandas_marts import compute_marts
-from bench.stage import dbt_project_vars, run_limit_sql
-from shopflow.dbt import run_dbt
+from bench.stage import run_limit_sql
+from shopflow.dbt import project_vars, run_dbt
 from shopflow.generator import ShopSpec, generate_shop
 from shopflow.ingest import ingest_landing
 from shopflow.landing import write_partition
@@ -214,7 +214,7 @@ def dbt_tables(built) -> dict[str, dict]:
 
 @pytest.fixture(scope="module")
 def variables(built) -> dict:
-    return {**dbt_project_vars(built), **VARS}
+    return {**project_vars(built), **VARS}
 
 
 @pytest.fixture(scope="module")
