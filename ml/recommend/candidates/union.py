@@ -27,6 +27,7 @@ SOURCES: list[tuple[str, Generator]] = [
     ("popular", popular_sql),
 ]
 MISSING_RANK = 9999.0
+SOURCE_NAMES = [name for name, _ in SOURCES]
 
 
 def source_columns() -> list[str]:
@@ -68,6 +69,8 @@ def union_sql(context: CandidateContext, sizes: dict[str, int]) -> str:
             customer_code,
             product_code,
             [{reasons}][min(source) + 1] as reason,
+            -- the reason as its place in SOURCES: what the scoring path reads (no strings)
+            cast(min(source) as tinyint) as reason_source,
             count(*) as n_sources,
             {per_source}
         from ranked
@@ -86,7 +89,8 @@ def generate_candidates(
     context.use_customers(customers)
     frame = context.query(
         f"""
-        select customer_id, product_id, u.* exclude (customer_code, product_code)
+        select customer_id, product_id,
+            u.* exclude (customer_code, product_code, reason_source)
         from ({union_sql(context, sizes)}) as u
         inner join customer_codes using (customer_code)
         inner join product_codes using (product_code)
