@@ -32,22 +32,49 @@ class RecommendInputs:
     countries: dict[str, str] = field(default_factory=dict)  # customer_id -> country
 
 
+# products per read of feat_product_daily for training: DuckDB's result and its conversion to
+# pandas need several times the frame's memory, for one slice at a time instead of the whole.
+# At size L (20,000 products, 11.6 million rows, a 3 GB frame) one read peaked at 12.1 GB RSS
+# and slices of 2,500 products at 7.4 GB (the frame's slices plus their concatenation).
+FORECAST_READ_PRODUCTS = 2_500
+
+
 def read_forecast_inputs(con, as_of: dt.date, *, scoring: bool = False) -> ForecastInputs:
-    """feat_product_daily rows up to ``as_of`` (training, backtests); with ``scoring=True``
-    only the rows of ``as_of`` itself: the forecast origin is all nightly scoring reads, a
-    small share of the table (one day out of the whole history)."""
+    """feat_product_daily rows up to ``as_of`` (training, backtests), ordered by product and
+    day, read FORECAST_READ_PRODUCTS products at a time; with ``scoring=True`` only the rows
+    of ``as_of`` itself: the forecast origin is all nightly scoring reads, a small share of
+    the table (one day out of the whole history)."""
     if scoring:
         feat = con.execute(
             "select * from features.feat_product_daily where demand_date = ? order by product_id",
             [as_of],
         ).df()
         return ForecastInputs(feat=feat)
-    feat = con.execute(
-        "select * from features.feat_product_daily where demand_date <= ? "
-        "order by product_id, demand_date",
-        [as_of],
-    ).df()
-    return ForecastInputs(feat=feat)
+    query = (
+        "select * from features.feat_product_daily where demand_date <= ? {slice} "
+        "order by product_id, demand_date"
+    )
+    products = [
+        r[0]
+        for r in con.execute(
+            "select distinct product_id from features.feat_product_daily "
+            "where demand_date <= ? order by product_id",
+            [as_of],
+        ).fetchall()
+    ]
+    slices = [
+        products[start : start + FORECAST_READ_PRODUCTS]
+        for start in range(0, len(products), FORECAST_READ_PRODUCTS)
+    ]
+    if len(slices) <= 1:
+        return ForecastInputs(feat=con.execute(query.format(slice=""), [as_of]).df())
+    parts = [
+        con.execute(
+            query.format(slice="and product_id between ? and ?"), [as_of, part[0], part[-1]]
+        ).df()
+        for part in slices
+    ]
+    return ForecastInputs(feat=pd.concat(parts, ignore_index=True))
 
 
 # Training and backtests read the customer-level rows (pairs, purchases) of at most this many

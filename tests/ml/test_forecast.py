@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ml import features as features_module
 from ml.features import read_forecast_inputs
 from ml.forecast.model import (
     ORIGIN_FEATURES,
@@ -44,6 +45,22 @@ def test_training_frame_never_sees_rows_after_the_cutoff(feat):
     again = build_training_frame(tampered, cutoff, PARAMS)
     pd.testing.assert_frame_equal(before, again)
     assert pd.to_datetime(before["forecast_date"]).max() <= pd.Timestamp(cutoff)
+
+
+def test_reading_in_product_slices_gives_the_same_frame(built_home, feat, monkeypatch):
+    frame, run_date = feat
+    settings, _ = built_home
+    assert frame["product_id"].nunique() > 3 * 7
+    monkeypatch.setattr(features_module, "FORECAST_READ_PRODUCTS", 7)
+    with connect(settings, read_only=True) as con:
+        sliced = read_forecast_inputs(con, run_date).feat
+        whole = con.execute(
+            "select * from features.feat_product_daily where demand_date <= ? "
+            "order by product_id, demand_date",
+            [run_date],
+        ).df()
+    pd.testing.assert_frame_equal(sliced, whole)
+    pd.testing.assert_frame_equal(frame, whole)
 
 
 def test_scoring_reads_only_the_origin_and_forecasts_the_same(built_home, feat, model):
