@@ -202,8 +202,8 @@ def _ratio(numerator: str, denominator: str) -> str:
 
 def candidate_features_sql(context: CandidateContext, params: RankerParams) -> str:
     """Candidates of the context's ``chunk`` with every ranker feature, one row per (customer,
-    product) by code, ordered by customer and product: the union of the generators joined with the
-    pair, customer and product features of the cutoff.
+    product) by code, ordered by customer and product: the union of the generators joined
+    with the pair, customer and product features of the cutoff.
 
     A feature that does not apply (no history of the pair, no neighbour ...) gets its FILL
     value (0 unless listed there); a ratio with a zero denominator counts as not applying.
