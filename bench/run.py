@@ -344,7 +344,8 @@ def report(size: str, results: dict[str, dict], info: dict) -> str:
     nodes = nightly["detail"].get("dbt_nodes") or {}
     if nodes:
         lines += [
-            "Slowest nodes of the nightly `dbt build` (seconds; dbt runs up to 4 at once):",
+            "Slowest nodes of the nightly `dbt build` (seconds; dbt runs up to 4 at once, one "
+            "at a time on a shop above `shopflow.dbt.LARGE_SHOP_ORDER_LINES` order lines):",
             "",
             "| node | seconds |",
             "| --- | ---: |",
