@@ -41,6 +41,7 @@ from ml.recommend.candidates.union import (
 )
 
 MODEL_NAME = "recommendations"
+_SOURCE_NAMES = np.asarray(SOURCE_NAMES, dtype=object)
 
 PAIR_FEATURES = [
     "pair_orders",
@@ -292,6 +293,11 @@ class CandidateBatch:
     sources: np.ndarray  # each row's reason, as its place in SOURCE_NAMES
     features: np.ndarray  # float32, one column per FEATURES entry (what the booster reads)
 
+    @property
+    def reasons(self) -> np.ndarray:
+        """Each row's reason (the source's name), as an object array."""
+        return _SOURCE_NAMES[self.sources]
+
 
 def candidate_batch(
     context: CandidateContext, customers: list[str], params: RankerParams
@@ -325,7 +331,7 @@ def candidates_from(
         {
             "customer_id": customer_ids,
             "product_id": product_ids,
-            "reason": np.asarray(SOURCE_NAMES, dtype=object)[batch.sources],
+            "reason": batch.reasons,
         }
     )
     values = pd.DataFrame(batch.features, columns=FEATURES, copy=False)
@@ -525,10 +531,10 @@ def _feature(values: np.ndarray, name: str) -> np.ndarray:
     return values[:, FEATURES.index(name)]
 
 
-def is_cold_start(values: np.ndarray) -> np.ndarray:
-    """Rows (of a FEATURES matrix) of customers with no purchase in the 365 days up to the
-    cutoff."""
-    return _feature(values, "customer_products_365") == 0
+def is_cold_start(customer_products_365: np.ndarray) -> np.ndarray:
+    """Rows of customers with no purchase in the 365 days up to the cutoff (by each row's
+    ``customer_products_365`` feature)."""
+    return np.asarray(customer_products_365) == 0
 
 
 def cold_start_scores(
@@ -541,7 +547,7 @@ def cold_start_scores(
 
     ``values``: the rows' FEATURES matrix; ``product_keys``: each row's product id, or codes
     that sort like the ids."""
-    cold = is_cold_start(values)
+    cold = is_cold_start(_feature(values, "customer_products_365"))
     if not cold.any():
         return scores
     rows = values[cold]
@@ -569,7 +575,7 @@ def _reasons(
 ) -> np.ndarray:
     """``reasons`` with ``popular`` for a customer without history whose list is the popular
     one (see :func:`cold_start_scores`)."""
-    cold = (np.asarray(customer_products_365) == 0) & (np.asarray(popular_rank) < MISSING_RANK)
+    cold = is_cold_start(customer_products_365) & (np.asarray(popular_rank) < MISSING_RANK)
     if cold.any():
         reasons = reasons.copy()
         reasons[cold] = "popular"
@@ -588,7 +594,7 @@ def reasons_of(candidates: pd.DataFrame) -> np.ndarray:
 def batch_reasons(batch: CandidateBatch) -> np.ndarray:
     """Each batch row's reason (see :func:`_reasons`)."""
     return _reasons(
-        np.asarray(SOURCE_NAMES, dtype=object)[batch.sources],
+        batch.reasons,
         _feature(batch.features, "customer_products_365"),
         _feature(batch.features, "popular_rank"),
     )
