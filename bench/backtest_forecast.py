@@ -1,11 +1,13 @@
 """Demand forecast backtest on the real year (Online Retail II 2009-2010), issue 5's targets.
 
-    python -m bench.backtest_forecast [--home DIR] [--origins N]
+    python -m bench.backtest_forecast [--home DIR] [--origins N] [--run-date D]
 
 Builds a warehouse from ../shared/data/online_retail_ii into ``--home`` (once; reused when it
 already has features), then runs what ``shopflow backtest forecast`` runs: a rolling-origin
-backtest over the last ``--origins`` 28-day windows, model and baselines in one table, the
-refit registered as a challenger in that home. It also times a full-year training and the
+backtest over the last ``--origins`` 28-day windows before ``--run-date`` (default the year's
+last day, 2010-12-09; an earlier date gives development windows that a change can be checked
+on before it is judged on the last ones), model and baselines in one table, the refit
+registered as a challenger in that home. It also times a full-year training and the
 nightly scoring of every active product. Every figure printed is measured in this run.
 """
 
@@ -47,23 +49,27 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--home", type=Path, default=Path("/tmp/shopflow-forecast-bench"))
     parser.add_argument("--origins", type=int, default=2)
+    parser.add_argument("--run-date", type=dt.date.fromisoformat, default=RUN_DATE)
     args = parser.parse_args(argv)
+    run_date = args.run_date
+    if run_date > RUN_DATE:
+        parser.error(f"--run-date must be on or before {RUN_DATE}, the data's last day")
     settings = load_settings({"SHOPFLOW_HOME": str(args.home)})
     build_home(settings)
 
     started = time.perf_counter()
     with connect(settings, read_only=True) as con:
-        feat = read_forecast_inputs(con, RUN_DATE).feat
+        feat = read_forecast_inputs(con, run_date).feat
     read_seconds = time.perf_counter() - started
     params = ForecastParams()
     started, cpu = time.perf_counter(), time.process_time()
-    model = DemandForecaster.train(build_training_frame(feat, RUN_DATE, params), params)
+    model = DemandForecaster.train(build_training_frame(feat, run_date, params), params)
     train_wall, train_cpu = time.perf_counter() - started, time.process_time() - cpu
     started = time.perf_counter()
-    forecast = model.forecast(feat, RUN_DATE)
+    forecast = model.forecast(feat, run_date)
     score_seconds = time.perf_counter() - started
 
-    result, version, _ = run_backtest(settings, RUN_DATE, args.origins)
+    result, version, _ = run_backtest(settings, run_date, args.origins)
     print(f"origins {[o.isoformat() for o in result.origins]}; registered {version.version}")
     print(format_table(result.results))
     best = min(
