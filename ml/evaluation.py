@@ -10,7 +10,9 @@ Folds (newest first):
 - forecasts: origins ``run_date - 28 * i`` for i = 1..n, each scored on its next 28 days;
 - recommendations: consecutive feature cutoffs present in the feature marts (the training
   cutoffs, ``training_cutoff_offsets_days`` in dbt_project.yml): train at one cutoff with
-  labels from the 28 days after it, test at the next cutoff on the 28 days after that.
+  labels from the 28 days after it, test at the next cutoff on the 28 days after that; the
+  newest ``RANKER_FOLDS`` such pairs (every fold refits every recipe, so more folds than the
+  promotion policy needs would only multiply the retrain's cost).
 
 Only the stable model APIs are used: ``DemandForecaster``/``build_training_frame``/
 ``forecast_holdout_frame`` and ``Ranker``/``training_frame``/``recommend_for``.
@@ -122,8 +124,14 @@ def evaluate_forecast_recipes(
 
 
 # -- recommendations -----------------------------------------------------------------------
-def ranker_folds(inputs: RecommendInputs, run_date: dt.date) -> list[tuple[dt.date, dt.date]]:
-    """(train cutoff, test cutoff) pairs from the feature cutoffs, newest test cutoff first."""
+RANKER_FOLDS = 2
+
+
+def ranker_folds(
+    inputs: RecommendInputs, run_date: dt.date, max_folds: int = RANKER_FOLDS
+) -> list[tuple[dt.date, dt.date]]:
+    """(train cutoff, test cutoff) pairs from the feature cutoffs, newest test cutoff first;
+    at most ``max_folds`` of them."""
     cutoffs = sorted(
         {pd.Timestamp(c).date() for c in inputs.pairs["cutoff_date"].unique()}
         & {pd.Timestamp(c).date() for c in inputs.popularity["cutoff_date"].unique()}
@@ -133,7 +141,7 @@ def ranker_folds(inputs: RecommendInputs, run_date: dt.date) -> list[tuple[dt.da
         labels_known = test_cutoff + dt.timedelta(days=LABEL_WINDOW_DAYS) <= run_date
         if labels_known and train_cutoff + dt.timedelta(days=LABEL_WINDOW_DAYS) <= test_cutoff:
             folds.append((train_cutoff, test_cutoff))
-    return sorted(folds, key=lambda f: f[1], reverse=True)
+    return sorted(folds, key=lambda f: f[1], reverse=True)[:max_folds]
 
 
 def _ranking_scores(

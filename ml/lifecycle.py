@@ -75,9 +75,9 @@ class PromotionPolicy:
     secondary_tolerance: per secondary metric, how much worse than the champion's it may be,
         in the metric's own units (defaults in ``SECONDARY``: pinball +0.02, |bias| +0.10,
         |coverage - 0.8| +0.05, recall@10 -0.02).
-    min_folds: time folds needed per model. The ranker's folds are bounded by the feature
-        cutoffs a training build adds (``training_cutoff_offsets_days``: 28, 56, 84 with the
-        scoring cutoff gives two).
+    min_folds: time folds needed per model. The ranker is evaluated on the newest two pairs
+        of consecutive feature cutoffs whose labels are known (``ml.evaluation.RANKER_FOLDS``;
+        the training build adds ``training_cutoff_offsets_days``: 28 to 168 days, 28 apart).
     refresh_same_recipe: recipes with the champion's exact parameters tie on every fold by
         construction (training is deterministic); True promotes such a refit on newer data when
         every other rule holds. Off by default: the issue asks for a strict margin.

@@ -104,8 +104,10 @@ class RankerParams:
     # LambdaMART here and makes training on the real year several times faster
     negatives_per_customer: int = 60
     # query groups (customers) sampled per training cutoff (0 = all): bounds training time and
-    # memory on large shops; a shop with fewer buyers per cutoff trains on every one of them
-    max_query_groups_per_cutoff: int = 20_000
+    # memory on large shops; a shop with fewer buyers per cutoff trains on every one of them.
+    # Training stacks the six training cutoffs (dbt's training_cutoff_offsets_days): at most
+    # 48,000 groups in all, about 2.9 million candidate rows at bench size M
+    max_query_groups_per_cutoff: int = 8_000
     num_boost_round: int = 80
     max_depth: int = 6
     learning_rate: float = 0.15

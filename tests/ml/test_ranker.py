@@ -10,6 +10,7 @@ from ml.recommend import ranker as ranker_module
 from ml.recommend.backtest import customers_buying_after, training_frame
 from ml.recommend.baselines import popularity_30
 from ml.recommend.ranker import FEATURES, Ranker, RankerParams, candidates_for, label_candidates
+from shopflow.dbt import training_cutoff_offsets
 from shopflow.warehouse import connect
 
 PARAMS = RankerParams(num_boost_round=15)
@@ -172,7 +173,16 @@ def test_scoring_reads_only_the_run_date_cutoff_and_the_recent_purchases(built_h
         scoring = read_recommend_inputs(con, run_date, 90, scoring=True)
     for frame in (scoring.pairs, scoring.popularity, scoring.cooccurrence):
         assert set(pd.to_datetime(frame["cutoff_date"])) == {pd.Timestamp(run_date)}
-    assert len(set(pd.to_datetime(training.pairs["cutoff_date"]))) == 4
+    # training reads every cutoff dbt built: the scoring one and each training offset that
+    # falls within the shop's history (a cutoff before the first sale has no rows)
+    first_sale = pd.to_datetime(training.purchases["ordered_date"]).min()
+    expected = {
+        pd.Timestamp(run_date - dt.timedelta(days=days))
+        for days in [0, *training_cutoff_offsets(settings)]
+    }
+    expected = {cutoff for cutoff in expected if cutoff >= first_sale}
+    assert len(expected) >= 3
+    assert set(pd.to_datetime(training.pairs["cutoff_date"])) == expected
     oldest = pd.to_datetime(scoring.purchases["ordered_date"]).min()
     assert oldest > pd.Timestamp(run_date - dt.timedelta(days=90))
     # the scoring cutoff's rows are the same whichever way they are read

@@ -109,3 +109,22 @@ def test_backtest_without_a_built_warehouse_says_what_to_do(settings, monkeypatc
     monkeypatch.setenv("SHOPFLOW_HOME", str(settings.home))
     assert main(["backtest", "recommend"]) == 2
     assert "the warehouse has no features yet" in capsys.readouterr().err
+
+
+def test_ranker_folds_pair_consecutive_cutoffs_with_known_labels_newest_first():
+    import types
+
+    from ml.evaluation import ranker_folds
+
+    run_date = dt.date(2024, 7, 1)
+    cutoffs = [run_date - dt.timedelta(days=d) for d in (0, 28, 56, 84, 112, 140, 168)]
+    frame = pd.DataFrame({"cutoff_date": cutoffs})
+    inputs = types.SimpleNamespace(pairs=frame, popularity=frame)
+    day = {d: run_date - dt.timedelta(days=d) for d in (28, 56, 84, 112)}
+    # the scoring cutoff's labels are not known yet: the newest fold tests at D-28
+    assert ranker_folds(inputs, run_date) == [(day[56], day[28]), (day[84], day[56])]
+    assert ranker_folds(inputs, run_date, max_folds=3)[-1] == (day[112], day[84])
+    assert len(ranker_folds(inputs, run_date, max_folds=10)) == 5
+    # a cutoff only one mart has is no fold
+    fewer = types.SimpleNamespace(pairs=frame, popularity=frame.iloc[:2])
+    assert ranker_folds(fewer, run_date) == []
