@@ -5,11 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import math
 import shutil
+import types
 
 import duckdb
 import pandas as pd
 import pytest
 
+from ml.evaluation import ranker_folds
 from ml.recommend.backtest import ranking_report
 from ml.registry import Registry
 from shopflow.cli import main
@@ -112,10 +114,6 @@ def test_backtest_without_a_built_warehouse_says_what_to_do(settings, monkeypatc
 
 
 def test_ranker_folds_pair_consecutive_cutoffs_with_known_labels_newest_first():
-    import types
-
-    from ml.evaluation import ranker_folds
-
     run_date = dt.date(2024, 7, 1)
     cutoffs = [run_date - dt.timedelta(days=d) for d in (0, 28, 56, 84, 112, 140, 168)]
     frame = pd.DataFrame({"cutoff_date": cutoffs})
