@@ -183,6 +183,22 @@ def format_table(results: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+def last_feature_date(settings) -> dt.date | None:
+    """The last day of ``feat_product_daily`` (None: no warehouse, or not built yet)."""
+    import duckdb
+
+    from shopflow.warehouse import connect
+
+    if not settings.warehouse_path.exists():
+        return None
+    try:
+        with connect(settings, read_only=True) as con:
+            row = con.execute("select max(demand_date) from features.feat_product_daily").fetchone()
+    except duckdb.CatalogException:
+        return None
+    return row[0] if row else None
+
+
 def run_backtest(settings, run_date: dt.date | None = None, n_origins: int = 2):
     """``shopflow backtest forecast``: backtest as of ``run_date`` and record the result.
 
@@ -199,12 +215,14 @@ def run_backtest(settings, run_date: dt.date | None = None, n_origins: int = 2):
     from shopflow.publish import publish_registry_tables
     from shopflow.warehouse import connect
 
+    last_day = last_feature_date(settings)
+    if last_day is None:
+        raise ValueError(
+            f"the warehouse {settings.warehouse_path} has no features yet: run `make run` "
+            "(the demo shop) or `shopflow run --date D` first"
+        )
+    run_date = run_date or last_day
     with connect(settings, read_only=True) as con:
-        if run_date is None:
-            row = con.execute("select max(demand_date) from features.feat_product_daily").fetchone()
-            if row is None or row[0] is None:
-                raise ValueError("the warehouse has no features: run `shopflow run --date D` first")
-            run_date = row[0]
         inputs = read_forecast_inputs(con, run_date)
     params = ForecastParams(horizon_days=settings.forecast_horizon_days)
     result = backtest_forecaster(inputs.feat, run_date, params, n_origins=n_origins)

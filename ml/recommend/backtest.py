@@ -258,7 +258,7 @@ def run_backtest(settings, run_date: dt.date | None = None, params: RankerParams
     if run_date is None:
         raise ValueError(
             "the warehouse has no features yet: `shopflow backtest recommend --date D` builds "
-            "them for D (or run `shopflow run --date D` first)"
+            "them for D (or run `make run`, the demo shop, or `shopflow run --date D` first)"
         )
     params = params or RankerParams()
     inputs = read_training_recommend_inputs(settings, run_date)

@@ -156,3 +156,13 @@ def test_cli_backtest_forecast_prints_the_table_and_records_a_challenger(
         o.isoformat() for o in rolling_origins(run_date, 2, 28)
     ]
     assert "weekly_wape:tail" in version.metrics["results"]["baseline_mean_28"]
+
+
+def test_backtest_without_a_built_warehouse_says_what_to_do(settings, monkeypatch, capsys):
+    from shopflow.cli import main
+
+    monkeypatch.setenv("SHOPFLOW_HOME", str(settings.home))
+    assert main(["backtest", "forecast"]) == 2
+    error = capsys.readouterr().err
+    assert "has no features yet" in error and "make run" in error
+    assert not settings.warehouse_path.exists()
