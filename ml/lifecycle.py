@@ -225,15 +225,10 @@ def published_run_dates(settings) -> list[dt.date]:
 
 
 def warehouse_as_of(settings) -> dt.date | None:
-    """The business date the warehouse's feature marts were last built for."""
-    from shopflow.warehouse import table_exists
+    """The business date the warehouse's feature marts were last built for (None: not built)."""
+    from shopflow.warehouse import features_built_as_of
 
-    with connect(settings, read_only=True) as con:
-        if not table_exists(con, "features", "feat_customer_product"):
-            return None
-        return con.execute(
-            "select max(cutoff_date) from features.feat_customer_product"
-        ).fetchone()[0]
+    return features_built_as_of(settings)
 
 
 def training_data_gate(settings, cutoff: dt.date) -> tuple[bool, str]:

@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
+    import datetime as dt
+
     import duckdb
 
     from shopflow.settings import Settings
@@ -106,6 +108,21 @@ def warehouse_lock(settings: Settings, *, timeout_s: float = 600.0):
     """The warehouse's write lock, for steps that let another process (dbt) write the file."""
     path = settings.warehouse_path
     return file_lock(path.with_suffix(path.suffix + ".lock"), timeout_s=timeout_s)
+
+
+def features_built_as_of(
+    settings: Settings, table: str = "feat_customer_product", column: str = "cutoff_date"
+) -> dt.date | None:
+    """The last ``column`` date in the warehouse's ``features.<table>``: the business date the
+    features were last built for. None when there is no warehouse file, no such table yet, or
+    no rows."""
+    if not settings.warehouse_path.exists():
+        return None
+    with connect(settings, read_only=True) as con:
+        if not table_exists(con, "features", table):
+            return None
+        row = con.execute(f"select max({column}) from features.{table}").fetchone()
+    return row[0] if row else None
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:

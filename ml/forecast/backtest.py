@@ -183,22 +183,6 @@ def format_table(results: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
-def last_feature_date(settings) -> dt.date | None:
-    """The last day of ``feat_product_daily`` (None: no warehouse, or not built yet)."""
-    import duckdb
-
-    from shopflow.warehouse import connect
-
-    if not settings.warehouse_path.exists():
-        return None
-    try:
-        with connect(settings, read_only=True) as con:
-            row = con.execute("select max(demand_date) from features.feat_product_daily").fetchone()
-    except duckdb.CatalogException:
-        return None
-    return row[0] if row else None
-
-
 def run_backtest(settings, run_date: dt.date | None = None, n_origins: int = 2):
     """``shopflow backtest forecast``: backtest as of ``run_date`` and record the result.
 
@@ -213,9 +197,9 @@ def run_backtest(settings, run_date: dt.date | None = None, n_origins: int = 2):
     from ml.registry import Registry
     from ml.training import train_forecaster
     from shopflow.publish import publish_registry_tables
-    from shopflow.warehouse import connect
+    from shopflow.warehouse import connect, features_built_as_of
 
-    last_day = last_feature_date(settings)
+    last_day = features_built_as_of(settings, "feat_product_daily", "demand_date")
     if last_day is None:
         raise ValueError(
             f"the warehouse {settings.warehouse_path} has no features yet: run `make run` "

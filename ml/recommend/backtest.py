@@ -215,24 +215,6 @@ def format_table(result: BacktestResult, k: int = 10) -> str:
     return "\n".join(lines)
 
 
-def built_run_date(settings) -> dt.date | None:
-    """The run date the warehouse's feature marts were last built for (None: not built)."""
-    import duckdb
-
-    from shopflow.warehouse import connect
-
-    if not settings.warehouse_path.exists():
-        return None
-    try:
-        with connect(settings, read_only=True) as con:
-            row = con.execute(
-                "select max(cutoff_date) from features.feat_customer_product"
-            ).fetchone()
-    except duckdb.CatalogException:
-        return None
-    return row[0] if row else None
-
-
 def run_backtest(settings, run_date: dt.date | None = None, params: RankerParams | None = None):
     """``shopflow backtest recommend``: backtest as of ``run_date`` and record the result.
 
@@ -246,8 +228,9 @@ def run_backtest(settings, run_date: dt.date | None = None, params: RankerParams
     from ml.features import read_training_recommend_inputs
     from ml.registry import Registry
     from ml.training import train_ranker
+    from shopflow.warehouse import features_built_as_of
 
-    built = built_run_date(settings)
+    built = features_built_as_of(settings)
     if run_date is not None and run_date != built:
         from shopflow.dbt import build_warehouse
         from shopflow.ingest import ingest_landing
