@@ -1,0 +1,63 @@
+"""What a synthetic shop is asked to be (:class:`ShopSpec`) and what came out of it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ShopSpec:
+    """Size, period and seed of a synthetic shop."""
+
+    customers: int = 5000
+    products: int = 1000
+    days: int = 365
+    start: dt.date = dt.date(2025, 1, 1)
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        for name in ("customers", "products", "days"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"ShopSpec.{name} must be at least 1, got {getattr(self, name)}")
+
+    @property
+    def end(self) -> dt.date:
+        """Last business date (inclusive)."""
+        return self.start + dt.timedelta(days=self.days - 1)
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """A price cut on one category for a few days.
+
+    ``pull`` multiplies how strongly the category draws exploring shoppers and guests (see
+    PROMOTION_PULL); the realised lift in units sold is about 2x.
+    """
+
+    category: str
+    first_day: dt.date
+    last_day: dt.date
+    discount: float
+    pull: float
+
+
+@dataclass(frozen=True)
+class GeneratedShop:
+    """What :func:`generate_shop` wrote.
+
+    ``order_lines`` and ``orders`` count everything in the landing files, returns included
+    (``return_lines`` of them, in ``return_orders`` orders ``R...``).
+    """
+
+    spec: ShopSpec
+    order_lines: int
+    orders: int
+    customers: int
+    products: int
+    first_date: dt.date
+    last_date: dt.date
+    partitions_written: int
+    return_lines: int = 0
+    return_orders: int = 0
+    promotions: tuple[Promotion, ...] = ()
