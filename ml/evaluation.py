@@ -32,12 +32,8 @@ from ml.forecast import baselines as forecast_baselines
 from ml.forecast.model import DemandForecaster, ForecastParams, build_training_frame
 from ml.recommend import baselines as recommend_baselines
 from ml.recommend.backtest import customers_buying_after, training_frame
-from ml.recommend.ranker import (
-    LABEL_WINDOW_DAYS,
-    Ranker,
-    RankerParams,
-    recommend_for,
-)
+from ml.recommend.ranker import LABEL_WINDOW_DAYS, Ranker, RankerParams
+from ml.recommend.top_k import recommend_for
 from ml.training import forecast_holdout_frame
 
 FOLD_DAYS = 28

@@ -12,7 +12,8 @@ from ml.features import read_forecast_inputs, read_recommend_inputs
 from ml.forecast.model import MODEL_NAME as FORECAST_MODEL
 from ml.forecast.model import DemandForecaster
 from ml.recommend.ranker import MODEL_NAME as RANKER_MODEL
-from ml.recommend.ranker import Ranker, recommend_for
+from ml.recommend.ranker import Ranker
+from ml.recommend.top_k import recommend_for
 from ml.registry import ModelVersion, Registry
 from shopflow.warehouse import connect
 

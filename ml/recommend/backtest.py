@@ -16,15 +16,15 @@ import pandas as pd
 
 from ml import metrics
 from ml.recommend import baselines as recommend_baselines
+from ml.recommend.candidate_features import candidate_chunks
 from ml.recommend.ranker import (
     LABEL_WINDOW_DAYS,
     Ranker,
     RankerParams,
-    candidate_chunks,
     label_candidates,
-    recommend_for,
     sample_negatives,
 )
+from ml.recommend.top_k import recommend_for
 
 CANDIDATE_DEPTH = 100  # the candidate stage is judged by its recall@100
 

@@ -1,4 +1,4 @@
-"""Recommendation baselines computed in the same run as the ranker (DESIGN.md, "Metrics").
+"""Recommendation baselines computed in the same run as the ranker (docs/design.md, "Metrics").
 
 Each returns top-k lists as a frame (customer_id, rank, product_id, score, reason) for the
 given customers at one cutoff, from the same feature marts the ranker reads.
@@ -12,7 +12,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from ml.recommend.ranker import popular_products, top_k
+from ml.recommend.top_k import popular_products, top_k
 
 
 def _at(frame: pd.DataFrame, cutoff: dt.date) -> pd.DataFrame:

@@ -6,10 +6,12 @@ import pandas as pd
 import pytest
 
 from ml.features import read_recommend_inputs
-from ml.recommend import ranker as ranker_module
+from ml.recommend import candidate_features
 from ml.recommend.backtest import customers_buying_after, training_frame
 from ml.recommend.baselines import popularity_30
-from ml.recommend.ranker import FEATURES, Ranker, RankerParams, candidates_for, label_candidates
+from ml.recommend.candidate_features import FEATURES, candidates_for
+from ml.recommend.ranker import Ranker, RankerParams, label_candidates
+from ml.recommend.top_k import recommend_for
 from shopflow.dbt import training_cutoff_offsets
 from shopflow.warehouse import connect
 
@@ -142,11 +144,9 @@ def test_chunked_recommendations_equal_one_call_with_every_customer(inputs, rank
     data, run_date = inputs
     customers = data.active_customers
     whole = ranker.recommend(candidates_for(data, customers, run_date, PARAMS, data.sellable), 10)
-    monkeypatch.setattr(ranker_module, "CUSTOMER_CHUNK", 7)
-    assert len(list(ranker_module.customer_chunks(customers))) == -(-len(customers) // 7) > 3
-    top, deep = ranker_module.recommend_for(
-        ranker, data, customers, run_date, (10, 30), allowed=data.sellable
-    )
+    monkeypatch.setattr(candidate_features, "CUSTOMER_CHUNK", 7)
+    assert len(list(candidate_features.customer_chunks(customers))) == -(-len(customers) // 7) > 3
+    top, deep = recommend_for(ranker, data, customers, run_date, (10, 30), allowed=data.sellable)
     pd.testing.assert_frame_equal(top, whole)
     assert (deep.groupby("customer_id")["rank"].max() > 10).any()
 

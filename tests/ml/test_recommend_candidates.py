@@ -14,8 +14,8 @@ from ml.recommend.candidates._common import order_within_groups
 from ml.recommend.candidates.bought_together import bought_together_candidates
 from ml.recommend.candidates.country_popular import country_popular_candidates
 from ml.recommend.candidates.trending import trending_candidates
-from ml.recommend.ranker import top_k_rows
 from ml.recommend.similarity import name_neighbours
+from ml.recommend.top_k import top_k_rows
 
 CUTOFF = dt.date(2025, 3, 1)
 SIZES = {
