@@ -17,7 +17,8 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 
-from shopflow.orchestration import WAREHOUSE_POOL
+# the pool the Airflow runner creates with one slot (`pools set <pool> 1`)
+from shopflow.airflow_runner import WAREHOUSE_POOL
 from tests.dags.airflow_probe import airflow_probe
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,7 +12,8 @@ import datetime as dt
 
 import pytest
 
-from shopflow.orchestration import WAREHOUSE_POOL
+# the pool the Airflow runner creates with one slot (`pools set <pool> 1`)
+from shopflow.airflow_runner import WAREHOUSE_POOL
 from tests.dags.airflow_probe import DAGS_DIR
 
 DAG_FILES = sorted(path.name for path in DAGS_DIR.glob("*.py"))
