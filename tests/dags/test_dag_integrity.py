@@ -1,86 +1,256 @@
-"""DAG files import cleanly, fast, and without heavy libraries at parse time."""
+"""The DAG files as Airflow parses them, and what the DAGs guarantee about their order.
+
+Everything comes from one Airflow probe per session (``probe``, see airflow_probe.py). The
+dependency tests state what the pipeline must guarantee as reachability between tasks, so a
+task added in between (another feature build, another check) keeps them true, and a missing
+or misplaced edge makes them fail.
+"""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
+import datetime as dt
 
 import pytest
 
-DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
-DAG_FILES = sorted(p for p in DAGS_DIR.glob("*.py") if not p.name.startswith("_"))
-HEAVY = ("pandas", "xgboost", "dbt", "great_expectations", "sklearn", "duckdb", "numpy")
+# the pool the Airflow runner creates with one slot (`pools set <pool> 1`)
+from shopflow.airflow_runner import WAREHOUSE_POOL
+from tests.dags.airflow_probe import DAGS_DIR
 
-PROBE = """
-import importlib.util, json, sys
-spec = importlib.util.spec_from_file_location("dag_under_test", sys.argv[1])
-module = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(module)
-from airflow.sdk import DAG
-dags = [v for v in vars(module).values() if isinstance(v, DAG)]
-heavy = sorted({m.split('.')[0] for m in sys.modules} & set(sys.argv[2].split(',')))
-print(json.dumps({
-    "heavy": heavy,
-    "dags": [
-        {"dag_id": d.dag_id, "doc_md": bool(d.doc_md), "max_active_runs": d.max_active_runs,
-         "tasks": sorted(d.task_ids),
-         "pools": sorted({t.pool for t in d.tasks})}
-        for d in dags
-    ],
-}))
-"""
+DAG_FILES = sorted(path.name for path in DAGS_DIR.glob("*.py"))
 
 
-def _probe(path: Path) -> dict:
-    done = subprocess.run(
-        [sys.executable, "-c", PROBE, str(path), ",".join(HEAVY)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
+# -- the DAG graph as sets of task ids -------------------------------------------------------
+def _dag(probe: dict, dag_id: str) -> dict:
+    if dag_id not in probe["dags"]:
+        pytest.fail(f"Airflow found no DAG {dag_id}; import errors: {probe['import_errors']}")
+    return probe["dags"][dag_id]
+
+
+def _tasks(probe: dict, dag_id: str) -> dict[str, dict]:
+    return _dag(probe, dag_id)["tasks"]
+
+
+def _reachable(tasks: dict[str, dict], start: str, direction: str) -> set[str]:
+    """Task ids reachable from ``start`` along ``direction`` edges ("upstream"/"downstream")."""
+    seen: set[str] = set()
+    stack = list(tasks[start][direction])
+    while stack:
+        task_id = stack.pop()
+        if task_id not in seen:
+            seen.add(task_id)
+            stack.extend(tasks[task_id][direction])
+    return seen
+
+
+def ancestors(tasks: dict[str, dict], task_id: str) -> set[str]:
+    """Every task that must finish before ``task_id`` can start."""
+    return _reachable(tasks, task_id, "upstream")
+
+
+def descendants(tasks: dict[str, dict], task_id: str) -> set[str]:
+    """Every task that waits, directly or not, for ``task_id``."""
+    return _reachable(tasks, task_id, "downstream")
+
+
+def between(tasks: dict[str, dict], first: str, last: str) -> set[str]:
+    """The tasks on some path from ``first`` to ``last``, both included."""
+    return ({first} | descendants(tasks, first)) & ({last} | ancestors(tasks, last))
+
+
+def test_graph_helpers_follow_edges_transitively():
+    # a -> b -> d, a -> c -> d, e alone: checked here so that the DAG tests below can rely on them
+    tasks = {
+        "a": {"upstream": [], "downstream": ["b", "c"]},
+        "b": {"upstream": ["a"], "downstream": ["d"]},
+        "c": {"upstream": ["a"], "downstream": ["d"]},
+        "d": {"upstream": ["b", "c"], "downstream": []},
+        "e": {"upstream": [], "downstream": []},
+    }
+    assert descendants(tasks, "a") == {"b", "c", "d"}
+    assert ancestors(tasks, "d") == {"a", "b", "c"}
+    assert ancestors(tasks, "a") == descendants(tasks, "e") == set()
+    assert between(tasks, "b", "d") == {"b", "d"}
+    assert between(tasks, "b", "c") == set()
+
+
+# -- every DAG file --------------------------------------------------------------------------
+def test_every_dag_file_parses_and_serializes_without_errors(probe):
+    assert probe["import_errors"] == {}
+    assert sorted(probe["files"]) == DAG_FILES
+
+
+@pytest.mark.parametrize("name", DAG_FILES)
+def test_a_dag_file_defines_one_dag_named_after_the_file(probe, name):
+    assert probe["files"][name]["dag_ids"] == [name.removesuffix(".py")]
+
+
+@pytest.mark.parametrize("name", DAG_FILES)
+def test_a_dag_file_imports_no_heavy_library_at_parse_time(probe, name):
+    # the probe can only see a library Airflow had not already imported itself
+    assert probe["heavy_before_parse"] == []
+    assert probe["files"][name]["heavy_imported"] == []
+
+
+@pytest.mark.parametrize("name", DAG_FILES)
+def test_a_dag_file_has_no_value_that_changes_at_every_parse(probe, name):
+    # Airflow stores a new DAG version whenever the serialized DAG changes (e.g. now() in args)
+    assert probe["files"][name]["runtime_varying_values"] == ""
+
+
+def test_every_dag_is_documented(probe):
+    assert probe["dags"]
+    assert {dag_id: dag["doc_md"] for dag_id, dag in probe["dags"].items()} == dict.fromkeys(
+        probe["dags"], True
     )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
-def test_dag_file_defines_one_documented_dag_named_after_the_file(path):
-    result = _probe(path)
-    assert [d["dag_id"] for d in result["dags"]] == [path.stem]
-    dag = result["dags"][0]
-    assert dag["doc_md"] is True
-    assert dag["max_active_runs"] == 1
-    assert dag["pools"] == ["shopflow_warehouse"]
+def test_one_writer_per_duckdb_file_one_run_and_one_warehouse_slot_at_a_time(probe):
+    # README "One writer per DuckDB file": max_active_runs=1 and the one-slot pool, every task
+    for dag_id, dag in probe["dags"].items():
+        assert dag["max_active_runs"] == 1, dag_id
+        elsewhere = {
+            task_id: (task["pool"], task["pool_slots"])
+            for task_id, task in dag["tasks"].items()
+            if (task["pool"], task["pool_slots"]) != (WAREHOUSE_POOL, 1)
+        }
+        assert elsewhere == {}, dag_id
 
 
-@pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
-def test_dag_file_imports_no_heavy_library(path):
-    assert _probe(path)["heavy"] == []
+def test_infrastructure_errors_are_retried(probe):
+    # data errors fail at once (AirflowFailException); a lock timeout or a killed process is
+    # retried. Only a mapped report task, which reads an XCom and touches nothing, may not.
+    for dag_id, dag in probe["dags"].items():
+        never_retried = [
+            task_id
+            for task_id, task in dag["tasks"].items()
+            if task["retries"] < 1 and not task["mapped"]
+        ]
+        assert never_retried == [], dag_id
 
 
-def test_nightly_dag_has_the_documented_tasks():
-    result = _probe(DAGS_DIR / "shopflow_nightly.py")
-    assert result["dags"][0]["tasks"] == [
-        "build_warehouse",
-        "check_published",
-        "dbt_model",
-        "ensure_models",
-        "ingest_landing",
-        "publish_exports",
-        "score_forecast",
-        "score_recommendations",
-        "validate_marts",
-        "validate_predictions",
+# -- shopflow_nightly ------------------------------------------------------------------------
+INGEST, BUILD = "ingest_landing", "build_warehouse"
+MARTS_GATE, PREDICTIONS_GATE = "validate_marts", "validate_predictions"
+ENSURE_MODELS, PUBLISH, CHECK = "ensure_models", "publish_exports", "check_published"
+SCORES = ("score_forecast", "score_recommendations")
+
+
+@pytest.fixture(scope="module")
+def nightly(probe) -> dict[str, dict]:
+    return _tasks(probe, "shopflow_nightly")
+
+
+def test_nightly_ingests_landing_data_before_anything_else(nightly):
+    assert nightly[INGEST]["upstream"] == []
+    assert descendants(nightly, INGEST) == set(nightly) - {INGEST}
+
+
+def test_nightly_reads_the_warehouse_only_after_the_build(nightly):
+    # every task but ingest (which loads raw) reads what dbt builds
+    assert descendants(nightly, BUILD) == set(nightly) - {INGEST, BUILD}
+
+
+def test_nightly_a_failed_dbt_model_or_test_stops_the_marts_gate(nightly):
+    reports = {task_id for task_id, task in nightly.items() if task["mapped"]}
+    assert reports, "the per-model dbt report task is mapped"
+    assert reports <= descendants(nightly, BUILD) & ancestors(nightly, MARTS_GATE)
+
+
+def test_nightly_nothing_runs_beside_the_marts_gate(nightly):
+    # each task runs before the marts are validated or after: no model trains, scores or
+    # publishes on marts that have not passed the gate
+    before, after = ancestors(nightly, MARTS_GATE), descendants(nightly, MARTS_GATE)
+    assert before | after | {MARTS_GATE} == set(nightly)
+    assert {ENSURE_MODELS, *SCORES, PREDICTIONS_GATE, PUBLISH} <= after
+
+
+def test_nightly_scores_with_a_champion(nightly):
+    # ensure_models trains the first champions: scoring without one fails
+    for score in SCORES:
+        assert ENSURE_MODELS in ancestors(nightly, score), score
+
+
+def test_nightly_the_predictions_gate_waits_for_both_score_tasks(nightly):
+    scores = {task_id for task_id in nightly if task_id.startswith("score_")}
+    assert scores == set(SCORES)
+    assert scores <= ancestors(nightly, PREDICTIONS_GATE)
+
+
+def test_nightly_nothing_publishes_before_the_quality_gates_pass(nightly):
+    publishers = {PUBLISH} | {task_id for task_id, task in nightly.items() if task["outlets"]}
+    gates = {task_id for task_id in nightly if task_id.startswith("validate_")}
+    assert gates >= {MARTS_GATE, PREDICTIONS_GATE}
+    assert nightly[PUBLISH]["outlets"], "publish_exports announces the exports it updates"
+    for publisher in publishers:
+        assert gates <= ancestors(nightly, publisher), publisher
+        # a failed gate must stop every task from it to the publish, none may run anyway
+        for gate in gates:
+            on_the_way = between(nightly, gate, publisher)
+            rules = {task_id: nightly[task_id]["trigger_rule"] for task_id in on_the_way}
+            assert rules == dict.fromkeys(on_the_way, "all_success"), (gate, publisher)
+
+
+def test_nightly_checks_the_published_outputs_last_whatever_happened(nightly):
+    assert ancestors(nightly, CHECK) == set(nightly) - {CHECK}
+    assert nightly[CHECK]["downstream"] == []
+    # runs after failures too: a new champion that breaks scoring is rolled back as well
+    assert nightly[CHECK]["trigger_rule"] == "all_done"
+
+
+# -- shopflow_retrain ------------------------------------------------------------------------
+TRAINING_SETS, TRAIN = "build_training_sets", "train_challengers"
+EVALUATE, DECIDE = "evaluate_challengers", "promote_or_keep"
+
+
+@pytest.fixture(scope="module")
+def retrain(probe) -> dict[str, dict]:
+    return _tasks(probe, "shopflow_retrain")
+
+
+def test_retrain_checks_the_training_data_before_anything_else(retrain):
+    assert retrain[TRAINING_SETS]["upstream"] == []
+    assert descendants(retrain, TRAINING_SETS) == set(retrain) - {TRAINING_SETS}
+
+
+def test_retrain_decides_only_on_trained_and_evaluated_challengers(retrain):
+    assert TRAIN in ancestors(retrain, EVALUATE)
+    assert {TRAINING_SETS, TRAIN, EVALUATE} <= ancestors(retrain, DECIDE)
+    # a failure anywhere before the decision stops it: nothing is promoted on a partial run
+    on_the_way = between(retrain, TRAINING_SETS, DECIDE)
+    rules = {task_id: retrain[task_id]["trigger_rule"] for task_id in on_the_way}
+    assert rules == dict.fromkeys(on_the_way, "all_success")
+
+
+# -- schedules -------------------------------------------------------------------------------
+def _runs(probe: dict, dag_id: str) -> list[tuple[dt.datetime, dt.datetime]]:
+    """(run_after, logical date) of the DAG's next scheduled runs, as the scheduler sees them."""
+    runs = _dag(probe, dag_id)["schedule"]["runs"]
+    return [
+        (dt.datetime.fromisoformat(r["run_after"]), dt.datetime.fromisoformat(r["logical_date"]))
+        for r in runs
     ]
 
 
-def test_retrain_dag_has_the_documented_tasks():
-    result = _probe(DAGS_DIR / "shopflow_retrain.py")
-    assert result["dags"][0]["tasks"] == [
-        "build_training_sets",
-        "evaluate_challengers",
-        "promote_or_keep",
-        "train_challengers",
-    ]
+def test_each_scheduled_nightly_run_processes_the_business_day_that_just_ended(probe):
+    runs = _runs(probe, "shopflow_nightly")
+    assert len(runs) > 2
+    for run_after, logical in runs:
+        business_date = logical.astimezone(dt.UTC).date()  # the tasks' ds
+        assert run_after.astimezone(dt.UTC) >= dt.datetime.combine(
+            business_date + dt.timedelta(days=1), dt.time(), dt.UTC
+        ), "a run starts only once its business day has ended"
+    dates = [logical.date() for _, logical in runs]
+    assert dates == [dates[0] + dt.timedelta(days=i) for i in range(len(dates))]
+
+
+def test_retrain_runs_weekly_after_the_nightly_run_for_saturday(probe):
+    nightly_start = {logical.date(): after for after, logical in _runs(probe, "shopflow_nightly")}
+    runs = _runs(probe, "shopflow_retrain")
+    assert len(runs) > 1
+    assert {b[0] - a[0] for a, b in zip(runs, runs[1:], strict=False)} == {dt.timedelta(days=7)}
+    for run_after, _ in runs:
+        assert run_after.weekday() == 6, run_after  # Sunday
+        saturday = run_after.date() - dt.timedelta(days=1)
+        if saturday in nightly_start:
+            assert nightly_start[saturday] < run_after
+    assert any(r.date() - dt.timedelta(days=1) in nightly_start for r, _ in runs)
