@@ -128,12 +128,11 @@ def mart_frames(settings: Settings, run_date: dt.date) -> dict:
         # backfill may find later lines), so its products are checked here, up to that date.
         references = con.execute(
             """
-            select distinct 'fct_order_lines.product_id' as reference, l.product_id as key,
-                   p.product_id is not null as found
+            select distinct l.product_id, p.product_id is not null as found
             from marts.fct_order_lines l
-            left join marts.dim_products p using (product_id)
+            left join marts.dim_products p on p.product_id = l.product_id
             where l.ordered_date <= ?
-            order by key
+            order by l.product_id
             """,
             [run_date],
         ).df()
