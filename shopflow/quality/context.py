@@ -117,9 +117,27 @@ def synced_suite(context: FileDataContext, spec: dict) -> ExpectationSuite:
     except DataContextError:
         stored = None
     # Write only on change: parallel tasks share the context folder.
-    suite = stored if stored == wanted else context.suites.add_or_update(wanted)
+    suite = stored if same_rules(stored, wanted) else context.suites.add_or_update(wanted)
     _synced_suites[key] = (canonical, suite)
     return suite
+
+
+def same_rules(stored: ExpectationSuite | None, wanted: ExpectationSuite) -> bool:
+    """Do two suites hold the same rules? Ids are left out: the context gives a suite and its
+    expectations ids when it stores them, and a suite built from the committed JSON has none
+    (GX's own equality compares them, so it never holds between the two)."""
+    if stored is None:
+        return False
+    return _without_ids(stored.to_json_dict()) == _without_ids(wanted.to_json_dict())
+
+
+def _without_ids(suite: dict) -> dict:
+    return {
+        **{k: v for k, v in suite.items() if k != "id"},
+        "expectations": [
+            {k: v for k, v in e.items() if k != "id"} for e in suite.get("expectations") or []
+        ],
+    }
 
 
 # Per process: (context root, suite name) -> (spec and result format as JSON, checkpoint).
@@ -143,30 +161,19 @@ def suite_checkpoint(context: FileDataContext, spec: dict, result_format: dict) 
     if cached is not None and cached[0] == fingerprint:
         return cached[1]
 
-    suite = synced_suite(context, spec)
+    # Usually the stored checkpoint already matches: reading it reads its validation
+    # definition and suite too, so compare them in memory before writing anything.
+    wanted_suite = build_suite(spec)
     batch_definition = frame_batch_definition(context)
-    try:
-        validation = context.validation_definitions.get(name)
-    except DataContextError:
-        validation = None
-    if (
-        validation is None
-        or validation.suite != suite
-        or validation.batch_definition.id != batch_definition.id
-    ):
-        validation = context.validation_definitions.add_or_update(
-            gx.ValidationDefinition(name=name, data=batch_definition, suite=suite)
-        )
     try:
         checkpoint = context.checkpoints.get(name)
     except DataContextError:
         checkpoint = None
-    if (
-        checkpoint is None
-        or checkpoint.result_format != result_format
-        or checkpoint.actions
-        or [v.id for v in checkpoint.validation_definitions] != [validation.id]
-    ):
+    if not _matches(checkpoint, wanted_suite, batch_definition, result_format):
+        suite = synced_suite(context, spec)
+        validation = context.validation_definitions.add_or_update(
+            gx.ValidationDefinition(name=name, data=batch_definition, suite=suite)
+        )
         # No actions: Data Docs are built once per task by shopflow.quality.docs, not once per
         # validated frame.
         checkpoint = context.checkpoints.add_or_update(
@@ -177,5 +184,28 @@ def suite_checkpoint(context: FileDataContext, spec: dict, result_format: dict) 
                 result_format=result_format,
             )
         )
+    _synced_suites[key] = (
+        json.dumps(spec, sort_keys=True),
+        checkpoint.validation_definitions[0].suite,
+    )
     _checkpoints[key] = (fingerprint, checkpoint)
     return checkpoint
+
+
+def _matches(
+    checkpoint: Checkpoint | None,
+    suite: ExpectationSuite,
+    batch_definition: BatchDefinition,
+    result_format: dict,
+) -> bool:
+    """Does the stored checkpoint run exactly ``suite`` on the frame, with ``result_format``?"""
+    if checkpoint is None or checkpoint.actions or checkpoint.result_format != result_format:
+        return False
+    if len(checkpoint.validation_definitions) != 1:
+        return False
+    (validation,) = checkpoint.validation_definitions
+    return (
+        validation.name == checkpoint.name
+        and same_rules(validation.suite, suite)
+        and validation.batch_definition.id == batch_definition.id
+    )

@@ -521,6 +521,27 @@ def test_an_edited_suite_file_updates_the_suite_in_the_context(tiny_suite_settin
     assert (first.blocked, second.blocked) == (True, False)
 
 
+def test_a_new_process_with_unchanged_suites_writes_nothing_to_the_context(settings, monkeypatch):
+    from shopflow.quality import context as gx_context
+
+    df = clean_order_lines()
+    quality.validate_frame(df, "landing_order_lines", batch=BATCH, settings=settings)
+    quality.build_data_docs(settings)
+    stored = [
+        p for p in quality.gx_context_dir(settings).rglob("*.*") if "uncommitted" not in p.parts
+    ]
+    written = {p: p.stat().st_mtime_ns for p in stored}
+    # What a new process starts from: nothing synced yet.
+    monkeypatch.setattr(gx_context, "_checkpoints", {})
+    monkeypatch.setattr(gx_context, "_synced_suites", {})
+
+    quality.validate_frame(df, "landing_order_lines", batch=BATCH, settings=settings)
+    quality.build_data_docs(settings)
+
+    assert {p: p.stat().st_mtime_ns for p in stored} == written
+    assert {p.parent.name for p in stored} >= {"checkpoints", "validation_definitions"}
+
+
 # -- the gate --------------------------------------------------------------------------------
 def test_raise_if_blocked_names_batch_rule_data_docs_page_and_row_problems(settings):
     rows = contract_order_lines()
