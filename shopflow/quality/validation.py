@@ -8,9 +8,11 @@ needs every offending row: those rules alone are checked again on the same batch
 full index list (COMPLETE, not stored), so a warning over 100,000 guest lines never puts
 their indexes into the validation store or a Data Docs page.
 
-Measured on a 1,000-row order_lines frame (15 expectations): importing GX takes 2.5-3 s once
-per process; the first validation of a suite (scaffolding the context, syncing its suite,
-validation definition and checkpoint) a few tenths of a second; every later one about 0.1 s.
+Cost, measured on a shared 2-core machine under load: a validation of a 6-row frame takes
+0.44 s, of which GX's freshness checks (the checkpoint and its validation definition are
+compared with the context's stores on every run) 0.08 s, and validating the batch 0.35 s.
+When a quarantine rule breaks, the second pass adds about 0.2 s on a 1,200-row frame.
+Importing GX takes several seconds once per process.
 """
 
 from __future__ import annotations
