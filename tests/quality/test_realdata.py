@@ -9,9 +9,9 @@ import duckdb
 import pytest
 
 from shopflow.adapters import load_source
-from shopflow.checks import validate_marts
 from shopflow.dbt import build_warehouse
 from shopflow.ingest import ingest_landing
+from shopflow.quality import validate_marts
 from tests.conftest import SHARED_DATA, make_settings
 
 pytestmark = pytest.mark.realdata

@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import pytest
 from shopflow import quality
 from shopflow.ingest import prepare_for_validation
 from shopflow.landing import CONTRACT
+from shopflow.quality.suites import build_suite
 from shopflow.settings import PROJECT_ROOT, load_settings
 
 BATCH = "landing/order_lines/2025-03-01/part-0.parquet"
@@ -71,7 +73,9 @@ def write_suite(project_root: Path, spec: dict) -> None:
 
 
 # -- suites as committed data ----------------------------------------------------------------
-def test_importing_the_module_loads_neither_gx_nor_pandas():
+def test_importing_the_package_loads_neither_gx_nor_pandas():
+    # A fresh interpreter is needed: this test process has already imported pandas and GX
+    # (this file and the other tests use them), so sys.modules here proves nothing.
     code = (
         "import sys, shopflow.quality; "
         "print('great_expectations' in sys.modules, 'pandas' in sys.modules)"
@@ -101,7 +105,7 @@ def test_every_committed_suite_is_a_valid_gx_suite(settings):
     specs = quality.load_suite_specs(settings)
 
     for name, spec in specs.items():
-        suite = quality._build_suite(spec)
+        suite = build_suite(spec)
         assert (suite.name, len(suite.expectations)) == (name, len(spec["expectations"]))
 
 
@@ -212,83 +216,98 @@ def _break_one_rule(rule: str) -> pd.DataFrame:
     return as_validated(df)
 
 
-@pytest.mark.parametrize(
-    ("rule", "quarantine_rule", "rows", "message"),
-    [
-        ("order_id_null", "missing_order_id", (1,), "order_id is never missing: 1 row breaks it"),
-        (
-            "line_number_null",
-            "missing_line_number",
-            (3,),
-            "line_number is never missing: 1 row breaks it",
-        ),
-        (
-            "ordered_at_null",
-            "missing_ordered_at",
-            (4,),
-            "ordered_at is never missing: 1 row breaks it",
-        ),
-        (
-            "product_id_null",
-            "missing_product_id",
-            (1,),
-            "product_id is never missing: 1 row breaks it",
-        ),
-        ("quantity_null", "missing_quantity", (2,), "quantity is never missing: 1 row breaks it"),
-        (
-            "unit_price_null",
-            "missing_unit_price",
-            (1,),
-            "unit_price is never missing: 1 row breaks it",
-        ),
-        ("currency_null", "missing_currency", (1,), "currency is never missing: 1 row breaks it"),
-        (
-            "quantity_zero",
-            "zero_quantity",
-            (0, 2, 5),
-            "quantity is never zero: 3 rows break it (e.g. 0, 0, 0)",
-        ),
-        (
-            "unit_price_negative",
-            "negative_price",
-            (3,),
-            "unit_price is never negative: 1 row breaks it (e.g. -2.5)",
-        ),
-        (
-            "currency_unknown",
-            "unknown_currency",
-            (1, 4),
-            "currency is a known currency code: 2 rows break it (e.g. 'XXX', 'eur')",
-        ),
-        (
-            "other_date",
-            "ordered_at_outside_partition_date",
-            (2,),
-            "ordered_at falls on the partition's date (UTC; shown as ordered date, partition "
-            "date): 1 row breaks it (e.g. ('2025-02-28', '2025-03-01'))",
-        ),
-        (
-            "duplicate_line",
-            "duplicate_line",
-            (1,),
-            "each (order_id, line_number) appears only once in its partition (later copies are "
-            "quarantined; shown as the copy number): 1 row breaks it (e.g. 2)",
-        ),
-    ],
-)
-def test_each_row_rule_quarantines_exactly_the_rows_that_break_it(
-    settings, rule, quarantine_rule, rows, message
-):
-    report = quality.validate_frame(
-        _break_one_rule(rule), "landing_order_lines", batch=BATCH, settings=settings
-    )
+def rows_break_it(count: int, unit: str = "row") -> str:
+    """How a message states a count: ``1 row breaks it`` / ``3 rows break it``."""
+    return f"{count} {unit} breaks it" if count == 1 else f"{count} {unit}s break it"
+
+
+# rule -> (quarantine rule id, the rule in plain words, the rows breaking it in pandas terms
+# (a column name: its nulls), the examples a message shows: those rows' values in the named
+# column(s)). Counts, rows and examples of the expected message come from the frame itself.
+ROW_RULES = {
+    "order_id_null": ("missing_order_id", "order_id is never missing", "order_id", None),
+    "line_number_null": (
+        "missing_line_number",
+        "line_number is never missing",
+        "line_number",
+        None,
+    ),
+    "ordered_at_null": ("missing_ordered_at", "ordered_at is never missing", "ordered_at", None),
+    "product_id_null": ("missing_product_id", "product_id is never missing", "product_id", None),
+    "quantity_null": ("missing_quantity", "quantity is never missing", "quantity", None),
+    "unit_price_null": ("missing_unit_price", "unit_price is never missing", "unit_price", None),
+    "currency_null": ("missing_currency", "currency is never missing", "currency", None),
+    "quantity_zero": (
+        "zero_quantity",
+        "quantity is never zero",
+        lambda df, settings: df["quantity"] == 0,
+        ["quantity"],
+    ),
+    "unit_price_negative": (
+        "negative_price",
+        "unit_price is never negative",
+        lambda df, settings: df["unit_price"] < 0,
+        ["unit_price"],
+    ),
+    "currency_unknown": (
+        "unknown_currency",
+        "currency is a known currency code",
+        lambda df, settings: ~df["currency"].isin(settings.known_currencies),
+        ["currency"],
+    ),
+    "other_date": (
+        "ordered_at_outside_partition_date",
+        "ordered_at falls on the partition's date (UTC; shown as ordered date, partition date)",
+        lambda df, settings: df["ordered_date"] != df["partition_date"],
+        ["ordered_date", "partition_date"],
+    ),
+    "duplicate_line": (
+        "duplicate_line",
+        "each (order_id, line_number) appears only once in its partition (later copies are "
+        "quarantined; shown as the copy number)",
+        lambda df, settings: df.duplicated(["order_id", "line_number"]),
+        ["key_occurrence"],
+    ),
+}
+
+
+def shown(value) -> str:
+    """A value as a message's examples show it (independent of the code under test)."""
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, dt.date):
+        return repr(value.isoformat())
+    return f"{value:g}"
+
+
+def expected_message(df: pd.DataFrame, description: str, breaks, example_columns) -> str:
+    rows = df[breaks]
+    message = f"{description}: {rows_break_it(len(rows))}"
+    if example_columns:
+        values = rows[example_columns].head(5).itertuples(index=False)
+        if len(example_columns) == 1:
+            examples = [shown(row[0]) for row in values]
+        else:
+            examples = ["(" + ", ".join(shown(v) for v in row) + ")" for row in values]
+        message += f" (e.g. {', '.join(examples)})"
+    return message
+
+
+@pytest.mark.parametrize("rule", sorted(ROW_RULES))
+def test_each_row_rule_quarantines_exactly_the_rows_that_break_it(settings, rule):
+    quarantine_rule, description, breaks, example_columns = ROW_RULES[rule]
+    df = _break_one_rule(rule)
+    breaks = df[breaks].isna() if isinstance(breaks, str) else breaks(df, settings)
+    assert breaks.any()  # the case breaks its rule at all
+
+    report = quality.validate_frame(df, "landing_order_lines", batch=BATCH, settings=settings)
 
     assert report.blocked is False
     assert report.warnings == []
     assert [(f.rule, f.severity, f.message()) for f in report.quarantined] == [
-        (quarantine_rule, "quarantine", message)
+        (quarantine_rule, "quarantine", expected_message(df, description, breaks, example_columns))
     ]
-    assert report.quarantined_indexes() == set(rows)
+    assert report.quarantined_indexes() == set(df.index[breaks])
 
 
 def test_a_missing_column_blocks_and_reports_each_rule_on_it_as_not_checkable(settings):
@@ -318,7 +337,7 @@ def test_failure_details_carry_count_and_up_to_five_examples(settings):
     )
 
     (failure,) = report.quarantined
-    assert failure.unexpected_count == 6
+    assert failure.unexpected_count == len(df)
     assert failure.unexpected_examples == [0, 0, 0, 0, 0]
     assert failure.description == "quantity is never zero"
 
@@ -327,6 +346,9 @@ def test_guests_and_extreme_quantities_are_warnings(settings):
     df = contract_order_lines()
     df.loc[[0, 1, 3, 4], "customer_id"] = None
     df.loc[5, "quantity"] = 25_000
+    guests = df["customer_id"].isna().sum()
+    extreme = df.loc[df["quantity"].abs() > 10_000, "quantity"]
+    assert guests > len(df) / 2  # more than half are guests: the warning's threshold
 
     report = quality.validate_frame(
         as_validated(df), "landing_order_lines", batch=BATCH, settings=settings
@@ -335,9 +357,9 @@ def test_guests_and_extreme_quantities_are_warnings(settings):
     assert (report.blocked, report.quarantined) == (False, [])
     assert [f.message() for f in report.warnings] == [
         "at least half of the order lines name a customer (guest lines have none; more guests "
-        "than that hints at a broken customer feed): 5 rows break it",
+        f"than that hints at a broken customer feed): {rows_break_it(guests)}",
         "quantity stays within 10,000 units per line (an extreme order or its cancellation): "
-        "1 row breaks it (e.g. 25000)",
+        f"{rows_break_it(len(extreme))} (e.g. {', '.join(str(q) for q in extreme)})",
     ]
 
 
@@ -395,23 +417,34 @@ def test_the_partitions_suite_blocks_volume_and_quarantine_share_and_warns_extra
         }
     )
 
+    large = summary["rows"] >= 20
+    share = summary.loc[large & (summary["quarantined_share"] > 0.05), "quarantined_share"]
+    small = summary.loc[~large & (summary["quarantined_rows"] > 1), "quarantined_rows"]
+    spike = summary.loc[summary["volume_ratio"] >= 10, "volume_ratio"]
+    drop = summary.loc[summary["volume_ratio"] <= 0.1, "volume_ratio"]
+    extra = summary.loc[summary["extra_columns"].notna(), "extra_columns"]
+
+    def broken(values: pd.Series) -> str:
+        examples = ", ".join(shown(v) for v in values)
+        return f"{rows_break_it(len(values), 'partition')} (e.g. {examples})"
+
     report = quality.validate_frame(
         summary, "landing_partitions", batch="landing/order_lines/x", settings=settings
     )
 
     assert [f.message() for f in report.blocking_failures] == [
         "at most 5% of a partition's rows are quarantined (shown as the quarantined share): "
-        "1 partition breaks it (e.g. 0.06)",
+        + broken(share),
         "at most 1 row of a partition under 20 rows is quarantined (shown as the quarantined "
-        "rows): 1 partition breaks it (e.g. 2)",
+        "rows): " + broken(small),
         "no sudden volume spike: a partition has less than 10x the trailing 28-day average of "
-        "rows (shown as rows / average): 1 partition breaks it (e.g. 10)",
+        "rows (shown as rows / average): " + broken(spike),
         "no sudden volume drop: a partition has more than 10% of the trailing 28-day average "
-        "of rows (shown as rows / average): 1 partition breaks it (e.g. 0.1)",
+        "of rows (shown as rows / average): " + broken(drop),
     ]
     assert [f.message() for f in report.warnings] == [
         "files carry only the landing contract's columns (extra columns are ignored): "
-        "1 partition breaks it (e.g. 'discount')"
+        + broken(extra)
     ]
 
 
@@ -444,12 +477,15 @@ def tiny_suite_settings(settings, tmp_path):
 
 def test_suite_severity_applies_and_an_expectation_can_override_it(tiny_suite_settings):
     df = pd.DataFrame({"a": [1.0, None], "b": [5, 11]})
+    above = df.loc[df["b"] > 10, "b"]
 
     report = quality.validate_frame(df, "tiny", batch="tiny/1", settings=tiny_suite_settings)
 
-    assert [f.message() for f in report.warnings] == ["a is never missing: 1 row breaks it"]
+    assert [f.message() for f in report.warnings] == [
+        f"a is never missing: {rows_break_it(df['a'].isna().sum())}"
+    ]
     assert [f.message() for f in report.blocking_failures] == [
-        "b is at most 10: 1 row breaks it (e.g. 11)"
+        f"b is at most 10: {rows_break_it(len(above))} (e.g. {', '.join(map(str, above))})"
     ]
     assert [f.severity for f in report.warnings + report.blocking_failures] == [
         "warning",
@@ -467,7 +503,7 @@ def test_warnings_alone_fail_the_report_but_do_not_block(tiny_suite_settings):
     assert report.blocked is False
     assert report.summary().splitlines()[:2] == [
         "Quality check of tiny/1 against suite tiny: 1 of 2 rules broken (0 blocking, 1 warning)",
-        "  warning: a is never missing: 1 row breaks it",
+        f"  warning: a is never missing: {rows_break_it(df['a'].isna().sum())}",
     ]
     quality.raise_if_blocked([report])  # does not raise
 
@@ -485,18 +521,40 @@ def test_an_edited_suite_file_updates_the_suite_in_the_context(tiny_suite_settin
     assert (first.blocked, second.blocked) == (True, False)
 
 
+def test_a_new_process_with_unchanged_suites_writes_nothing_to_the_context(settings, monkeypatch):
+    from shopflow.quality import context as gx_context
+
+    df = clean_order_lines()
+    quality.validate_frame(df, "landing_order_lines", batch=BATCH, settings=settings)
+    quality.build_data_docs(settings)
+    stored = [
+        p for p in quality.gx_context_dir(settings).rglob("*.*") if "uncommitted" not in p.parts
+    ]
+    written = {p: p.stat().st_mtime_ns for p in stored}
+    # What a new process starts from: nothing synced yet.
+    monkeypatch.setattr(gx_context, "_checkpoints", {})
+    monkeypatch.setattr(gx_context, "_synced_suites", {})
+
+    quality.validate_frame(df, "landing_order_lines", batch=BATCH, settings=settings)
+    quality.build_data_docs(settings)
+
+    assert {p: p.stat().st_mtime_ns for p in stored} == written
+    assert {p.parent.name for p in stored} >= {"checkpoints", "validation_definitions"}
+
+
 # -- the gate --------------------------------------------------------------------------------
 def test_raise_if_blocked_names_batch_rule_data_docs_page_and_row_problems(settings):
     rows = contract_order_lines()
     rows.loc[[0, 2], "quantity"] = 0
+    zeros = rows.loc[rows["quantity"] == 0, "quantity"]
     row_report = quality.validate_frame(
         as_validated(rows), "landing_order_lines", batch=BATCH, settings=settings
     )
     summary = pd.DataFrame(
         {
-            "rows": [6],
-            "quarantined_rows": [2],
-            "quarantined_share": [0.3333],
+            "rows": [len(rows)],
+            "quarantined_rows": [len(zeros)],
+            "quarantined_share": [round(len(zeros) / len(rows), 4)],
             "volume_ratio": [None],
             "extra_columns": [None],
         }
@@ -512,11 +570,12 @@ def test_raise_if_blocked_names_batch_rule_data_docs_page_and_row_problems(setti
         "Data quality gate stopped the run: 1 batch broke blocking rules.\n"
         "- landing/order_lines/2025-03-01 (suite landing_partitions):\n"
         "    at most 1 row of a partition under 20 rows is quarantined (shown as the "
-        "quarantined rows): 1 partition breaks it (e.g. 2)\n"
+        f"quarantined rows): {rows_break_it(len(summary), 'partition')} (e.g. {len(zeros)})\n"
         f"    Data Docs: {broken.data_docs_path}\n"
         "Row-level problems (quarantined when the rest of the batch passes):\n"
         f"- {BATCH} (suite landing_order_lines):\n"
-        "    quantity is never zero: 2 rows break it (e.g. 0, 0)"
+        f"    quantity is never zero: {rows_break_it(len(zeros))} "
+        f"(e.g. {', '.join(map(str, zeros))})"
     )
     assert caught.value.reports == [row_report, broken]
     assert caught.value.blocked_reports == [broken]
@@ -566,7 +625,7 @@ def test_build_data_docs_renders_the_page_each_report_points_at(settings):
     quality.build_data_docs(settings)
 
     site = quality.data_docs_index_path(settings).parent
-    for report, day in zip(reports, (1, 2), strict=True):
+    for report in reports:
         page = report.data_docs_path
         assert page.is_file()
         assert page.relative_to(site).parts[:3] == (
@@ -574,8 +633,9 @@ def test_build_data_docs_renders_the_page_each_report_points_at(settings):
             "landing_order_lines",
             "scheduled__2025-03-01T00_00_00_00_00",
         )
-        assert page.name == f"landing__order_lines__2025-03-0{day}__part-0.parquet.html"
         assert "landing_order_lines" in page.read_text()
+    # Each validation has its own page (GX's run time tells two batches of one run apart).
+    assert reports[0].data_docs_path != reports[1].data_docs_path
 
 
 def test_build_data_docs_writes_the_index_listing_the_validations(settings):
@@ -653,3 +713,67 @@ def test_validation_never_touches_the_network(settings, monkeypatch):
 )
 def test_failure_messages(failure, message):
     assert failure.message() == message
+
+
+# -- the marts gate (after dbt build) --------------------------------------------------------
+@pytest.fixture(scope="module")
+def built_marts(tmp_path_factory):
+    """A small generated shop ingested and built by dbt as of its last day."""
+    from shopflow.dbt import build_warehouse
+    from shopflow.generator import ShopSpec, generate_shop
+    from shopflow.ingest import ingest_landing
+
+    settings = load_settings({"SHOPFLOW_HOME": str(tmp_path_factory.mktemp("marts") / "home")})
+    settings.ensure_dirs()
+    spec = ShopSpec(customers=60, products=20, days=40, start=dt.date(2025, 1, 1), seed=5)
+    shop = generate_shop(spec, settings.landing_dir)
+    ingest_landing(settings, shop.last_date)
+    build_warehouse(settings, shop.last_date)
+    return settings, shop.last_date
+
+
+MARTS_SUITES = [
+    "marts_referential_integrity",
+    "marts_daily_demand",
+    "marts_reconciliation",
+    "marts_net_units",
+]
+
+
+def test_the_marts_gate_passes_a_clean_build(built_marts):
+    settings, day = built_marts
+
+    result = quality.validate_marts(settings, day)
+
+    assert list(result["suites"]) == MARTS_SUITES
+    assert Path(result["data_docs"]) == quality.data_docs_index_path(settings)
+
+
+def test_the_marts_gate_blocks_a_product_sold_but_missing_from_dim_products(built_marts, tmp_path):
+    import duckdb
+
+    built, day = built_marts
+    settings = load_settings({"SHOPFLOW_HOME": str(tmp_path / "home")})
+    shutil.copytree(built.home, settings.home)
+    con = duckdb.connect(str(settings.warehouse_path))
+    try:
+        (product,) = con.execute(
+            "select min(product_id) from marts.fct_order_lines where ordered_date <= ?", [day]
+        ).fetchone()
+        con.execute("delete from marts.dim_products where product_id = ?", [product])
+    finally:
+        con.close()
+
+    with pytest.raises(quality.QualityGateError) as caught:
+        quality.validate_marts(settings, day)
+
+    (report,) = caught.value.blocked_reports
+    assert (report.suite, report.batch) == (
+        "marts_referential_integrity",
+        f"marts/marts_referential_integrity/{day}",
+    )
+    assert [f.message() for f in report.blocking_failures] == [
+        "every product sold up to the run date (fct_order_lines) exists in dim_products: "
+        f"1 product breaks it (e.g. (product_id={product!r}, found=False))"
+    ]
+    assert report.data_docs_path.is_file()
