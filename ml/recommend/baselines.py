@@ -1,4 +1,4 @@
-"""Recommendation baselines computed in the same run as the ranker (DESIGN.md, "Metrics").
+"""Recommendation baselines computed in the same run as the ranker (docs/design.md, "Metrics").
 
 Each returns top-k lists as a frame (customer_id, rank, product_id, score, reason) for the
 given customers at one cutoff, from the same feature marts the ranker reads.
