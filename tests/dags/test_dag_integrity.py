@@ -63,6 +63,7 @@ def test_dag_file_imports_no_heavy_library(path):
 def test_nightly_dag_has_the_documented_tasks():
     result = _probe(DAGS_DIR / "shopflow_nightly.py")
     assert result["dags"][0]["tasks"] == [
+        "build_training_features",
         "build_warehouse",
         "check_published",
         "dbt_model",
@@ -79,6 +80,7 @@ def test_nightly_dag_has_the_documented_tasks():
 def test_retrain_dag_has_the_documented_tasks():
     result = _probe(DAGS_DIR / "shopflow_retrain.py")
     assert result["dags"][0]["tasks"] == [
+        "build_training_features",
         "build_training_sets",
         "evaluate_challengers",
         "promote_or_keep",

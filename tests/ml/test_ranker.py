@@ -5,12 +5,12 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from ml.features import read_recommend_inputs
 from ml.recommend import ranker as ranker_module
 from ml.recommend.backtest import customers_buying_after, training_frame
 from ml.recommend.baselines import popularity_30
 from ml.recommend.ranker import FEATURES, Ranker, RankerParams, candidates_for, label_candidates
 from shopflow.dbt import training_cutoff_offsets
+from shopflow.jobs.inputs import read_recommend_inputs
 from shopflow.warehouse import connect
 
 PARAMS = RankerParams(num_boost_round=15)
