@@ -21,13 +21,13 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+# the one-slot pool (its name is the platform's: the Airflow runner creates it); cheap to import
+from shopflow.warehouse import WAREHOUSE_POOL
+
 if TYPE_CHECKING:  # pragma: no cover
     from shopflow.settings import Settings
 
 log = logging.getLogger(__name__)
-
-# one slot: tasks touching the warehouse DuckDB file never run concurrently
-WAREHOUSE_POOL = "shopflow_warehouse"
 
 
 def default_args() -> dict:
@@ -37,6 +37,7 @@ def default_args() -> dict:
         "retries": 2,
         "retry_delay": dt.timedelta(minutes=2),
         "retry_exponential_backoff": True,
+        # one slot: tasks touching the warehouse DuckDB file never run concurrently
         "pool": WAREHOUSE_POOL,
     }
 
