@@ -41,6 +41,8 @@ class PostPublishPolicy:
 
 @dataclass(frozen=True)
 class CheckResult:
+    """One post-publish check of one model: passed or not, and the numbers behind it."""
+
     model_name: str
     check: str
     passed: bool

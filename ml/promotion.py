@@ -125,6 +125,8 @@ def params_from_record(model_name: str, version):
 # -- the decision ----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Decision:
+    """The policy's verdict on one challenger, with the reason recorded in the registry."""
+
     model_name: str
     challenger: str
     champion: str | None

@@ -95,6 +95,7 @@ def train_model(
 
 # -- retraining state between tasks ----------------------------------------------------------
 def retrain_dir(settings, run_date: dt.date) -> Path:
+    """Where the retrain for ``run_date`` keeps what one step hands to the next."""
     return settings.models_dir / "retrain" / run_date.isoformat()
 
 
@@ -182,6 +183,7 @@ def build_training_sets(settings, run_date: dt.date) -> dict:
 
 
 def retrain_cutoff(settings, run_date: dt.date) -> dt.date:
+    """The training cutoff ``build_training_sets`` fixed for the retrain of ``run_date``."""
     return dt.date.fromisoformat(_read_state(settings, run_date, "gate")["cutoff"])
 
 
@@ -194,6 +196,7 @@ def build_training_features(settings, run_date: dt.date) -> dict:
 
 # -- challengers ---------------------------------------------------------------------------
 def challenger_params_path(settings) -> Path:
+    """The file of parameter overrides for the next challengers."""
     return settings.models_dir / "challenger_params.json"
 
 
@@ -271,6 +274,7 @@ def evaluate_challenger(
 
 
 def evaluate_challengers(settings, run_date: dt.date, policy=None) -> dict:
+    """Evaluate every challenger of the retrain of ``run_date`` (see evaluate_challenger)."""
     registry = Registry(settings)
     cutoff = retrain_cutoff(settings, run_date)
     out = {}

@@ -86,6 +86,7 @@ def changed_models(settings, run_date: dt.date) -> dict[str, tuple[str | None, s
 
 
 def is_published(settings, run_date: dt.date) -> bool:
+    """Has the nightly run published ``run_date``?"""
     return run_date in published_run_dates(settings)
 
 
