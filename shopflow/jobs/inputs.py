@@ -221,9 +221,9 @@ def require_training_cutoffs(settings, as_of: dt.date) -> None:
         raise MissingInputsError(
             f"the warehouse lacks the ranker's training cutoffs as of {as_of} "
             f"({', '.join(c.isoformat() for c in missing)}): "
-            f"`shopflow retrain --date {as_of}` builds them (its build_training_features task), "
-            f"as does the first `shopflow run --date {as_of}` of a new warehouse; the next "
-            "nightly run drops them again"
+            f"`shopflow retrain --date {as_of}` builds them (its build_training_features task; "
+            "the retrain then also trains challengers), as does the first night of a new "
+            "warehouse; the next nightly run drops them again"
         )
 
 
