@@ -15,7 +15,7 @@ help:
 	@echo "make test         lint + the test suite (no real data needed)"
 	@echo "make test-realdata  tests on ../shared/data (CI)"
 	@echo "make lint         ruff + sqlfluff"
-	@echo "make backtest     forecast and recommendation backtests of the warehouse (after make run)"
+	@echo "make backtest     print the forecast and recommendation backtests of the warehouse (writes nothing)"
 	@echo "make bench SIZE=M benchmark (S, M or L); writes bench/results/<size>.md"
 
 $(BIN)/python:

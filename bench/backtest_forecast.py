@@ -1,14 +1,15 @@
-"""Demand forecast backtest on the real year (Online Retail II 2009-2010), issue 5's targets.
+"""Demand forecast backtest on the real year (Online Retail II 2009-2010) against its targets.
 
-    python -m bench.backtest_forecast [--home DIR] [--origins N] [--run-date D]
+    python -m bench.backtest_forecast [--home DIR] [--origins N] [--run-date D] [--register]
 
 Builds a warehouse from ../shared/data/online_retail_ii into ``--home`` (once; reused when it
 already has features), then runs what ``shopflow backtest forecast`` runs: a rolling-origin
 backtest over the last ``--origins`` 28-day windows before ``--run-date`` (default the year's
 last day, 2010-12-09; an earlier date gives development windows that a change can be checked
-on before it is judged on the last ones), model and baselines in one table, the refit
-registered as a challenger in that home. It also times a full-year training and the
-nightly scoring of every active product. Every figure printed is measured in this run.
+on before it is judged on the last ones), model and baselines in one table. Nothing is
+registered unless ``--register`` is given (then the refit is registered as a challenger in
+that home, never promoted). It also times a full-year training and the nightly scoring of
+every active product. Every figure printed is measured in this run.
 """
 
 from __future__ import annotations
@@ -40,16 +41,24 @@ def build_home(settings) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ml.features import read_forecast_inputs
-    from ml.forecast.backtest import format_table, run_backtest
+    from ml.forecast.backtest import format_table
     from ml.forecast.model import DemandForecaster, ForecastParams, build_training_frame
+    from ml.training import train_forecaster
+    from shopflow.jobs.backtests import backtest_forecast
+    from shopflow.jobs.inputs import read_training_forecast_inputs
+    from shopflow.jobs.retrain import register_trained
+    from shopflow.registry import Registry
     from shopflow.settings import load_settings
-    from shopflow.warehouse import connect
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--home", type=Path, default=Path("/tmp/shopflow-forecast-bench"))
     parser.add_argument("--origins", type=int, default=2)
     parser.add_argument("--run-date", type=dt.date.fromisoformat, default=RUN_DATE)
+    parser.add_argument(
+        "--register",
+        action="store_true",
+        help="register the refit as a challenger in --home (default: write nothing)",
+    )
     args = parser.parse_args(argv)
     run_date = args.run_date
     if run_date > RUN_DATE:
@@ -58,8 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     build_home(settings)
 
     started = time.perf_counter()
-    with connect(settings, read_only=True) as con:
-        feat = read_forecast_inputs(con, run_date).feat
+    feat = read_training_forecast_inputs(settings, run_date).feat
     read_seconds = time.perf_counter() - started
     params = ForecastParams()
     started, cpu = time.perf_counter(), time.process_time()
@@ -69,8 +77,14 @@ def main(argv: list[str] | None = None) -> int:
     forecast = model.forecast(feat, run_date)
     score_seconds = time.perf_counter() - started
 
-    result, version, _ = run_backtest(settings, run_date, args.origins)
-    print(f"origins {[o.isoformat() for o in result.origins]}; registered {version.version}")
+    result = backtest_forecast(settings, run_date, args.origins)
+    print(f"origins {[o.isoformat() for o in result.origins]}")
+    if args.register:
+        trained = train_forecaster(
+            read_training_forecast_inputs(settings, run_date), run_date, backtest=result
+        )
+        version = register_trained(Registry(settings), trained, created_by="bench backtest")
+        print(f"registered {version.version} as {version.status}")
     print(format_table(result.results))
     best = min(
         result.results[name]["weekly_wape"]

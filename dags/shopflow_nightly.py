@@ -12,7 +12,8 @@ date's outputs.
 | `build_warehouse` | one `dbt build` of staging, marts, features (with dbt tests) | dbt could not run: see `$SHOPFLOW_HOME/dbt/logs/dbt.log` |
 | `dbt_model` (one per model) | reports that model's build and tests | the failed model or test, in plain words; fix the data or the model, clear the task |
 | `validate_marts` | quality gate on the marts: references, continuous daily demand, raw ↔ mart row counts; net units (warning) | the log names the rule and the Data Docs page; see docs/runbooks/quality_gate.md |
-| `ensure_models` | trains first models if a model has no champion | — |
+| `build_training_features` | when the ranker has no champion yet: adds its training cutoffs (D−28 … D−168) to the per-cutoff features (dbt); otherwise does nothing | a failed dbt test of those models: see `$SHOPFLOW_HOME/dbt/logs/dbt.log` |
+| `ensure_models` | trains first models if a model has no champion (reads the warehouse, writes the registry) | — |
 | `score_forecast`, `score_recommendations` | score with the champion models | missing champion or corrupted artifact: see `shopflow models list` |
 | `validate_predictions` | quality gate on predictions | nothing was published; yesterday's exports are intact |
 | `publish_exports` | atomically publishes `exports.*` and Parquet | yesterday's exports are intact |
@@ -29,7 +30,7 @@ import datetime as dt
 
 from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, task
 
-from shopflow.orchestration import default_args
+from shopflow.jobs.steps import default_args
 
 RECOMMENDATIONS = Asset("shopflow://exports/recommendations")
 DEMAND_FORECAST = Asset("shopflow://exports/demand_forecast")
@@ -48,13 +49,13 @@ with DAG(
 
     @task(doc_md="Validate and load new or changed landing partitions up to the date.")
     def ingest_landing(ds: str | None = None) -> dict:
-        from shopflow.pipeline import run_step
+        from shopflow.jobs.steps import run_step
 
         return run_step("ingest_landing", ds)
 
     @task(doc_md="One `dbt build` (models + tests) as of the date; `dbt_model` reports each model.")
     def build_warehouse(ds: str | None = None) -> list[dict]:
-        from shopflow.pipeline import run_step
+        from shopflow.jobs.steps import run_step
 
         return run_step("build_warehouse_models", ds)
 
@@ -66,38 +67,44 @@ with DAG(
     def dbt_model(report: dict) -> dict:
         from airflow.sdk import get_current_context
 
-        from shopflow.pipeline import check_dbt_model
+        from shopflow.jobs.steps import check_dbt_model
 
         get_current_context()["dbt_model"] = report["model"]
         return check_dbt_model(report)
 
     @task(doc_md="Quality gate on the marts after dbt build.")
     def validate_marts(ds: str | None = None) -> dict:
-        from shopflow.pipeline import run_step
+        from shopflow.jobs.steps import run_step
 
         return run_step("validate_marts", ds)
 
+    @task(doc_md="Add the ranker's training cutoffs when it has no champion; else nothing.")
+    def build_training_features(ds: str | None = None) -> dict:
+        from shopflow.jobs.steps import run_step
+
+        return run_step("build_training_features", ds)
+
     @task(doc_md="Train and promote first models when a model has no champion.")
     def ensure_models(ds: str | None = None) -> dict:
-        from shopflow.pipeline import run_step
+        from shopflow.jobs.steps import run_step
 
         return run_step("ensure_models", ds)
 
     @task(doc_md="Forecast every active product, horizons 1..28, with the champion.")
     def score_forecast(ds: str | None = None) -> dict:
-        from shopflow.pipeline import run_step
+        from shopflow.jobs.steps import run_step
 
         return run_step("score_forecast", ds)
 
     @task(doc_md="Top-K recommendations for every active customer with the champion.")
     def score_recommendations(ds: str | None = None) -> dict:
-        from shopflow.pipeline import run_step
+        from shopflow.jobs.steps import run_step
 
         return run_step("score_recommendations", ds)
 
     @task(doc_md="Quality gate on the predictions before publishing.")
     def validate_predictions(ds: str | None = None) -> dict:
-        from shopflow.pipeline import run_step
+        from shopflow.jobs.steps import run_step
 
         return run_step("validate_predictions", ds)
 
@@ -106,7 +113,7 @@ with DAG(
         doc_md="Publish exports.* (DuckDB) and Parquet for the date, all or nothing.",
     )
     def publish_exports(ds: str | None = None) -> dict:
-        from shopflow.pipeline import run_step
+        from shopflow.jobs.steps import run_step
 
         return run_step("publish_exports", ds)
 
@@ -116,13 +123,18 @@ with DAG(
         doc_md="Check a newly promoted champion's outputs; roll back and republish on failure.",
     )
     def check_published(ds: str | None = None) -> dict:
-        from shopflow.pipeline import run_step
+        from shopflow.jobs.steps import run_step
 
         return run_step("check_published", ds)
 
     built = build_warehouse()
     ingest_landing() >> built
-    models = dbt_model.expand(report=built) >> validate_marts() >> ensure_models()
+    models = (
+        dbt_model.expand(report=built)
+        >> validate_marts()
+        >> build_training_features()
+        >> ensure_models()
+    )
     scores = [score_forecast(), score_recommendations()]
     models >> scores
     scores >> validate_predictions() >> publish_exports() >> check_published()

@@ -9,7 +9,8 @@ warehouse is built for, at most the run's date (normally the nightly run's last 
 | task | does | when it fails |
 | --- | --- | --- |
 | `build_training_sets` | fixes the cutoff, checks that its data passed the quality gate (nightly run published, landing unchanged), records the training set's fingerprint | the warehouse is built for a later date, or not at all: the log says which `shopflow` command to run |
-| `train_challengers` | adds the ranker's training cutoffs (cutoff − 28, 56 … 168 days) to the per-cutoff feature models (`dbt build --select feat_customer_product feat_product_popularity feat_product_cooccurrence`, incremental: the cutoff's own rows stay as the nightly run built them), trains one challenger per model on everything up to the cutoff, registers it (artifact SHA-256, params, feature schema, data fingerprint, code version) | infrastructure errors are retried; a failed dbt test of those models fails at once |
+| `build_training_features` | adds the ranker's training cutoffs (cutoff − 28, 56 … 168 days) to the per-cutoff feature models (`dbt build --select feat_customer_product feat_product_popularity feat_product_cooccurrence`, incremental: the cutoff's own rows stay as the nightly run built them) | infrastructure errors are retried; a failed dbt test of those models fails at once |
+| `train_challengers` | trains one challenger per model on everything up to the cutoff (reads the warehouse), registers it (artifact SHA-256, params, feature schema, data fingerprint, code version) | infrastructure errors are retried |
 | `evaluate_challengers` | refits challenger and champion recipes on the same time folds (forecasts: 2 origins; recommendations: the feature cutoffs), scores the baselines on the same rows; stored in `registry.duckdb` table `evaluations` | — |
 | `promote_or_keep` | promotes a challenger only if its data passed the gate, it beats every baseline and the champion by the margin (NDCG@10; weekly WAPE) without regressing on secondary metrics; otherwise it stays a challenger with the reason (`shopflow models list`) | — |
 
@@ -24,7 +25,7 @@ import datetime as dt
 
 from airflow.sdk import DAG, CronTriggerTimetable, task
 
-from shopflow.orchestration import default_args
+from shopflow.jobs.steps import default_args
 
 with DAG(
     dag_id="shopflow_retrain",
@@ -40,26 +41,38 @@ with DAG(
 
     @task(doc_md="Fix the training cutoff and check its data passed the quality gate.")
     def build_training_sets(ds: str | None = None) -> dict:
-        from shopflow.pipeline import run_step
+        from shopflow.jobs.steps import run_step
 
         return run_step("build_training_sets", ds)
 
+    @task(doc_md="Add the ranker's training cutoffs as of the retrain's cutoff (dbt).")
+    def build_training_features(ds: str | None = None) -> dict:
+        from shopflow.jobs.steps import run_step
+
+        return run_step("build_retrain_features", ds)
+
     @task(doc_md="Train and register one challenger per model.")
     def train_challengers(ds: str | None = None) -> dict:
-        from shopflow.pipeline import run_step
+        from shopflow.jobs.steps import run_step
 
         return run_step("train_challengers", ds)
 
     @task(doc_md="Challenger, champion and baselines on the same time folds.")
     def evaluate_challengers(ds: str | None = None) -> dict:
-        from shopflow.pipeline import run_step
+        from shopflow.jobs.steps import run_step
 
         return run_step("evaluate_challengers", ds)
 
     @task(doc_md="Promote challengers that pass the policy; record why the others stay.")
     def promote_or_keep(ds: str | None = None) -> dict:
-        from shopflow.pipeline import run_step
+        from shopflow.jobs.steps import run_step
 
         return run_step("promote_or_keep", ds)
 
-    build_training_sets() >> train_challengers() >> evaluate_challengers() >> promote_or_keep()
+    (
+        build_training_sets()
+        >> build_training_features()
+        >> train_challengers()
+        >> evaluate_challengers()
+        >> promote_or_keep()
+    )

@@ -31,7 +31,7 @@ from ml.features import ForecastInputs, RecommendInputs
 from ml.forecast import baselines as forecast_baselines
 from ml.forecast.model import DemandForecaster, ForecastParams, build_training_frame
 from ml.recommend import baselines as recommend_baselines
-from ml.recommend.backtest import customers_buying_after, training_frame
+from ml.recommend.backtest import customers_buying_after, ranking_report, training_frame
 from ml.recommend.ranker import LABEL_WINDOW_DAYS, Ranker, RankerParams
 from ml.recommend.top_k import recommend_for
 from ml.training import forecast_holdout_frame
@@ -113,7 +113,7 @@ def evaluate_forecast_recipes(
             joined = holdout[["product_id", "horizon_days", "y"]].merge(
                 forecast, on=["product_id", "horizon_days"], how="left"
             )
-            # a product the baseline does not forecast counts as forecast zero (DESIGN.md)
+            # a product the baseline does not forecast counts as forecast zero (docs/design.md)
             results[name] = metrics.forecast_metrics(joined.fillna(0.0))
         evaluation.add(origin, results)
     return evaluation
@@ -144,8 +144,6 @@ def _ranking_scores(
     lists: pd.DataFrame, purchases: pd.DataFrame, cutoff: dt.date, k: int
 ) -> dict[str, float]:
     """NDCG@k / Recall@k (all, repeat, first-time) on the 28 days after ``cutoff``."""
-    from ml.recommend.backtest import ranking_report
-
     report = ranking_report(lists, purchases, cutoff, k)
     return {key: value for key, value in report.items() if not key.startswith("customers:")}
 

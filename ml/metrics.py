@@ -1,4 +1,4 @@
-"""Metric definitions the project reports (see DESIGN.md, "Metrics").
+"""Metric definitions the project reports (see docs/design.md, "Metrics").
 
 Pure functions over plain Python / pandas inputs so they can be checked by hand.
 """

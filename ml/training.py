@@ -1,17 +1,17 @@
-"""Train, evaluate and register both models, as of a business date.
+"""Train and evaluate both models, as of a business date, on frames already read.
 
 Evaluation is time-based and honest: the candidate configuration is fitted at an earlier
 cutoff and scored on the 28 days that followed it, next to the baselines computed on the
-same holdout; the version that is registered is then refitted on everything up to the date.
+same holdout; the model that is returned is then refitted on everything up to the date.
+Registering it (saving the artifact, recording the version) is the caller's business:
+:class:`TrainedModel` carries everything the registry records.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 
@@ -24,16 +24,40 @@ from ml.recommend import backtest as recommend_backtest
 from ml.recommend.ranker import FEATURES as RANKER_FEATURES
 from ml.recommend.ranker import MODEL_NAME as RANKER_MODEL
 from ml.recommend.ranker import Ranker, RankerParams
-from ml.registry import ModelVersion, Registry
 
 log = logging.getLogger(__name__)
 HOLDOUT_DAYS = 28
 
 
 @dataclass
-class TrainingResult:
-    version: ModelVersion
+class TrainedModel:
+    """A model fitted on everything up to ``cutoff_date`` and the record that goes with it.
+
+    ``model`` has ``save(folder)``; ``training`` is the frame it was fitted on (the registry
+    keeps its fingerprint, :func:`ml.features.frame_fingerprint`)."""
+
+    model_name: str
+    model: object
+    cutoff_date: dt.date
+    params: dict
+    feature_schema: list[str]
     metrics: dict
+    training: pd.DataFrame
+
+    @property
+    def results(self) -> dict:
+        """The holdout evaluation: ``{candidate: {metric: value}}``, model and baselines."""
+        return self.metrics["results"]
+
+    def record(self) -> dict:
+        """What the registry stores with the version besides the artifact."""
+        return {
+            "cutoff_date": self.cutoff_date,
+            "params": self.params,
+            "feature_schema": self.feature_schema,
+            "metrics": self.metrics,
+            "data_fingerprint": frame_fingerprint(self.training),
+        }
 
 
 # -- forecasting ---------------------------------------------------------------------------
@@ -57,17 +81,15 @@ def evaluate_forecaster(
 def train_forecaster(
     inputs: ForecastInputs,
     run_date: dt.date,
-    registry: Registry,
     *,
     params: ForecastParams | None = None,
-    created_by: str = "shopflow",
     backtest_origins: int = 2,
     backtest: forecast_backtest.BacktestResult | None = None,
-) -> TrainingResult:
+) -> TrainedModel:
     """Backtest the configuration (rolling origin, ``backtest_origins`` 28-day windows ending
     at ``run_date``; or reuse ``backtest`` when the caller already ran it), then fit on
-    everything up to ``run_date`` and register it. The backtest is the version's record, so
-    publishing puts it into ``exports.model_performance``."""
+    everything up to ``run_date``. The backtest is the version's record, so publishing puts
+    it into ``exports.model_performance`` once the model is registered."""
     params = params or ForecastParams()
     if backtest is None:
         backtest = forecast_backtest.backtest_forecaster(
@@ -77,8 +99,7 @@ def train_forecaster(
     first_origin = backtest.origins[0] if backtest.origins else run_date
     training = build_training_frame(inputs.feat, run_date, params)
     model = DemandForecaster.train(training, params)
-    version = save_and_register(
-        registry,
+    return TrainedModel(
         FORECAST_MODEL,
         model,
         run_date,
@@ -91,25 +112,7 @@ def train_forecaster(
             "results": evaluation,
         },
         training=training,
-        created_by=created_by,
     )
-    return TrainingResult(version, evaluation)
-
-
-def save_and_register(
-    registry: Registry, model_name: str, model, run_date: dt.date, *, training, **record
-) -> ModelVersion:
-    """Save a trained model (its own ``save``: UBJSON + JSON) and register it as a challenger."""
-    with tempfile.TemporaryDirectory(dir=registry.settings.tmp_dir) as tmp:
-        staged = Path(tmp) / "artifact"
-        model.save(staged)
-        return registry.register(
-            model_name,
-            staged,
-            cutoff_date=run_date,
-            data_fingerprint=frame_fingerprint(training),
-            **record,
-        )
 
 
 # -- recommendations -----------------------------------------------------------------------
@@ -127,14 +130,12 @@ def evaluate_ranker(inputs: RecommendInputs, run_date: dt.date, params: RankerPa
 def train_ranker(
     inputs: RecommendInputs,
     run_date: dt.date,
-    registry: Registry,
     *,
     params: RankerParams | None = None,
-    created_by: str = "shopflow",
     evaluation: dict | None = None,
-) -> TrainingResult:
+) -> TrainedModel:
     """Evaluate (unless ``evaluation`` is given: a backtest of the same recipe), then refit on
-    every feature cutoff whose label window ends by run_date and register the result."""
+    every feature cutoff whose label window ends by run_date."""
     params = params or RankerParams()
     if evaluation is None:
         evaluation = evaluate_ranker(inputs, run_date, params)
@@ -146,8 +147,7 @@ def train_ranker(
         )
     training = recommend_backtest.training_frame(inputs, cutoffs, params)
     ranker = Ranker.train(training, params)
-    version = save_and_register(
-        registry,
+    return TrainedModel(
         RANKER_MODEL,
         ranker,
         run_date,
@@ -160,6 +160,4 @@ def train_ranker(
             "results": evaluation,
         },
         training=training,
-        created_by=created_by,
     )
-    return TrainingResult(version, evaluation)

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from shopflow.orchestration import WAREHOUSE_POOL
+from shopflow.warehouse import WAREHOUSE_POOL
 
 if TYPE_CHECKING:  # pragma: no cover
     from shopflow.settings import Settings

@@ -5,11 +5,15 @@ shopflow load --source online-retail-ii PATH
 shopflow run --date YYYY-MM-DD            # shopflow_nightly through Airflow
 shopflow demo                             # what `make run` calls
 shopflow models list|show                 # the model registry
+shopflow models train MODEL --date D      # train and register a challenger (not promoted)
 shopflow models rollback MODEL [--to VERSION] | promote MODEL VERSION --reason TEXT
 shopflow retrain --date YYYY-MM-DD        # shopflow_retrain through Airflow
 shopflow airflow ARGS...                  # the embedded Airflow CLI (e.g. `dags list`)
 shopflow backtest recommend [--date D]    # ranker vs baselines, last 28 days held out
 shopflow backtest forecast [--date D] [--origins N]  # forecaster vs baselines, rolling origin
+
+Backtests print and write nothing. The CLI calls the jobs (shopflow.jobs) and the platform,
+never ml directly.
 """
 
 from __future__ import annotations
@@ -164,9 +168,11 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
-    from ml.registry import Registry
+    from shopflow.registry import Registry
 
     registry = Registry(settings)
+    if args.models_command == "train":
+        return cmd_models_train(args, settings)
     if args.models_command in ("rollback", "promote"):
         return cmd_models_change(args, settings, registry)
     if args.models_command == "list":
@@ -197,7 +203,7 @@ def cmd_models_change(args: argparse.Namespace, settings: Settings, registry) ->
 
     actor = f"{getpass.getuser()} (shopflow models {args.models_command})"
     if args.models_command == "promote":
-        from ml.lifecycle import incompatibility
+        from shopflow.jobs.retrain import incompatibility
 
         version = registry.get(args.model, args.version)
         if version is None:
@@ -210,7 +216,7 @@ def cmd_models_change(args: argparse.Namespace, settings: Settings, registry) ->
         print(f"{args.model}: {args.version} is champion ({args.reason})")
         print("The next nightly run publishes with it; its post-publish checks still apply.")
         return 0
-    from ml.rollback import rollback_model
+    from shopflow.jobs.rollback import rollback_model
 
     try:
         done = rollback_model(
@@ -224,6 +230,22 @@ def cmd_models_change(args: argparse.Namespace, settings: Settings, registry) ->
         print(f"exports for {done['republished']['run_date']} rebuilt: {done['republished']}")
     else:
         print("nothing published yet: the next nightly run publishes with it")
+    return 0
+
+
+def cmd_models_train(args: argparse.Namespace, settings: Settings) -> int:
+    """`models train`: train MODEL as of the date and register it as a challenger (never
+    promoted): reads the warehouse through its lock, writes only the registry (its own lock)."""
+    from shopflow.jobs.retrain import train_model
+
+    settings.ensure_dirs()
+    result = train_model(settings, args.model, args.date, created_by="shopflow models train")
+    version = result.version
+    print(
+        f"registered {version.model_name} {version.version} as {version.status}; the next "
+        "publish puts its metrics and the baselines' into exports.model_performance "
+        f"(model_version {version.version}); promote it with `shopflow models promote`"
+    )
     return 0
 
 
@@ -253,33 +275,18 @@ def cmd_airflow(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_backtest_recommend(args: argparse.Namespace, settings: Settings) -> int:
-    """Backtest the recommender (last 28 days held out), print the table, record it."""
-    from ml.recommend.backtest import format_table, run_backtest
+    """Backtest the recommender (last 28 days held out) and print the table; writes nothing."""
+    from shopflow.jobs.backtests import backtest_recommend, recommend_report
 
-    settings.ensure_dirs()
-    result, version = run_backtest(settings, args.date)
-    print(format_table(result))
-    print(
-        f"registered {version.model_name} {version.version} as {version.status}; its metrics "
-        f"and the baselines' are in exports.model_performance (model_version {version.version})"
-    )
+    print(recommend_report(backtest_recommend(settings, args.date)))
     return 0
 
 
 def cmd_backtest_forecast(args: argparse.Namespace, settings: Settings) -> int:
-    """Rolling-origin backtest of the forecaster vs its baselines; print the table, record it."""
-    from ml.forecast.backtest import format_table, run_backtest
+    """Rolling-origin backtest of the forecaster vs its baselines; prints, writes nothing."""
+    from shopflow.jobs.backtests import backtest_forecast, forecast_report
 
-    settings.ensure_dirs()
-    result, version, refit_seconds = run_backtest(settings, args.date, args.origins)
-    origins = ", ".join(o.isoformat() for o in result.origins)
-    print(f"origins: {origins}; training seconds per origin: {result.train_seconds}")
-    print(format_table(result.results))
-    print(
-        f"registered {version.model_name} {version.version} as {version.status} "
-        f"(refit {refit_seconds:.1f}s); its metrics and the baselines' are in "
-        f"exports.model_performance (model_version {version.version})"
-    )
+    print(forecast_report(backtest_forecast(settings, args.date, args.origins)))
     return 0
 
 
@@ -314,6 +321,11 @@ def build_parser() -> argparse.ArgumentParser:
     show = models_sub.add_parser("show", help="one version's record (default: the champion)")
     show.add_argument("model")
     show.add_argument("version", nargs="?")
+    train = models_sub.add_parser(
+        "train", help="train MODEL as of --date and register it as a challenger (not promoted)"
+    )
+    train.add_argument("model", choices=("demand_forecast", "recommendations"))
+    train.add_argument("--date", type=_date, required=True)
     rollback = models_sub.add_parser(
         "rollback", help="restore the previous champion (or --to VERSION) and republish"
     )

@@ -103,7 +103,7 @@ def performance_rows(settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame]:
     """model_performance and model_registry frames from the registry's records."""
     import pandas as pd
 
-    from ml.registry import Registry
+    from shopflow.registry import Registry
 
     perf, registry_rows = [], []
     for version in Registry(settings).versions():

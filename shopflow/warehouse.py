@@ -33,6 +33,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from shopflow.settings import Settings
 
+# the Airflow pool of layer 1: one slot, so tasks touching the warehouse never run together
+WAREHOUSE_POOL = "shopflow_warehouse"
+
 
 class WarehouseBusyError(RuntimeError):
     """Another process holds the write lock of a DuckDB file."""

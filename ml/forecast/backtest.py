@@ -1,4 +1,5 @@
-"""Rolling-origin backtest of the demand forecaster against the baselines (DESIGN.md, "Metrics").
+"""Rolling-origin backtest of the demand forecaster against the baselines
+(docs/design.md, "Metrics").
 
 For each origin (default: the last two 28-day windows before the run date, oldest first) the
 model is trained on ``feat_product_daily`` rows up to that origin only, then it and every
@@ -181,46 +182,3 @@ def format_table(results: dict[str, dict[str, float]]) -> str:
                 cells.append(f"{value:>17.4f}" if value is not None else f"{'-':>17}")
             lines.append(f"{candidate:<26}{segment:<9}" + "".join(cells))
     return "\n".join(lines)
-
-
-def run_backtest(settings, run_date: dt.date | None = None, n_origins: int = 2):
-    """``shopflow backtest forecast``: backtest as of ``run_date`` and record the result.
-
-    Without a date the warehouse's last feature date is used. The evaluated configuration is
-    refitted on everything up to the date and registered as a ``challenger`` (never promoted
-    here) whose record holds the backtest: the registry is where exports.model_performance
-    comes from, so these rows are what every publish exports, and they are written into the
-    published file at once (same atomic copy-and-rename as the publish step).
-    Returns (BacktestResult, registered ModelVersion, refit seconds).
-    """
-    from ml.features import read_forecast_inputs
-    from ml.registry import Registry
-    from ml.training import train_forecaster
-    from shopflow.publish import publish_registry_tables
-    from shopflow.warehouse import connect, features_built_as_of
-
-    last_day = features_built_as_of(settings, "feat_product_daily", "demand_date")
-    if last_day is None:
-        raise ValueError(
-            f"the warehouse {settings.warehouse_path} has no features yet: run `make run` "
-            "(the demo shop) or `shopflow run --date D` first"
-        )
-    run_date = run_date or last_day
-    with connect(settings, read_only=True) as con:
-        inputs = read_forecast_inputs(con, run_date)
-    params = ForecastParams(horizon_days=settings.forecast_horizon_days)
-    result = backtest_forecaster(inputs.feat, run_date, params, n_origins=n_origins)
-    if not result.results:
-        raise ValueError(f"nothing to backtest as of {run_date}: history shorter than a window")
-    started = time.perf_counter()
-    trained = train_forecaster(
-        inputs,
-        run_date,
-        Registry(settings),
-        params=params,
-        created_by="shopflow backtest",
-        backtest=result,
-    )
-    refit_seconds = time.perf_counter() - started
-    publish_registry_tables(settings)
-    return result, trained.version, refit_seconds

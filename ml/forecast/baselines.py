@@ -1,4 +1,4 @@
-"""Forecast baselines computed in the same run as the model (see DESIGN.md, "Metrics").
+"""Forecast baselines computed in the same run as the model (see docs/design.md, "Metrics").
 
 Each takes the daily history (product_id, demand_date, units_sold) up to the origin and the
 population of (product_id, horizon_days) to forecast, and returns units_mean and quantiles.

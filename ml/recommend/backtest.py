@@ -1,4 +1,4 @@
-"""Temporal backtest of the recommender against the baselines (DESIGN.md, "Metrics").
+"""Temporal backtest of the recommender against the baselines (docs/design.md, "Metrics").
 
 Train on everything up to the test cutoff (the ranker learns at the feature cutoffs whose
 28-day label window ends by the test cutoff), test on each customer's purchases in the 28
@@ -213,52 +213,3 @@ def format_table(result: BacktestResult, k: int = 10) -> str:
     if result.facts:
         lines.append("facts: " + ", ".join(f"{k} {v:.1f}" for k, v in result.facts.items()))
     return "\n".join(lines)
-
-
-def run_backtest(settings, run_date: dt.date | None = None, params: RankerParams | None = None):
-    """``shopflow backtest recommend``: backtest as of ``run_date`` and record the result.
-
-    Without a date the warehouse's last build date is used; another date is first ingested
-    and built as the nightly run would (`dbt build` for that date). The evaluated recipe is
-    refitted on everything up to the date and registered as a ``challenger`` (never promoted
-    here): the registry is where exports.model_performance comes from, so the table's rows
-    for this version and its baselines are what the publish step exports, and they are
-    written into the published file at once (see :func:`shopflow.publish.publish_registry_tables`).
-    """
-    from ml.features import read_training_recommend_inputs
-    from ml.registry import Registry
-    from ml.training import train_ranker
-    from shopflow.warehouse import features_built_as_of
-
-    built = features_built_as_of(settings)
-    if run_date is not None and run_date != built:
-        from shopflow.dbt import build_warehouse
-        from shopflow.ingest import ingest_landing
-
-        ingest_landing(settings, run_date)
-        build_warehouse(settings, run_date)
-    run_date = run_date or built
-    if run_date is None:
-        raise ValueError(
-            "the warehouse has no features yet: `shopflow backtest recommend --date D` builds "
-            "them for D (or run `make run`, the demo shop, or `shopflow run --date D` first)"
-        )
-    params = params or RankerParams()
-    inputs = read_training_recommend_inputs(settings, run_date)
-    result = backtest(inputs, run_date, params)
-    if not result.results:
-        raise ValueError(f"nothing to backtest as of {run_date}: no purchases or no cutoffs")
-    started = time.perf_counter()
-    trained = train_ranker(
-        inputs,
-        run_date,
-        Registry(settings),
-        params=params,
-        created_by="shopflow backtest",
-        evaluation=result.results,
-    )
-    result.facts["refit_seconds"] = time.perf_counter() - started
-    from shopflow.publish import publish_registry_tables
-
-    publish_registry_tables(settings)
-    return result, trained.version

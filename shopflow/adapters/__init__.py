@@ -13,12 +13,13 @@ imported inside functions or under ``TYPE_CHECKING``.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from shopflow.adapters.base import AdaptedShop
 from shopflow.adapters.online_retail_ii import OnlineRetailII
-from shopflow.landing import CONTRACT, write_partition
+from shopflow.landing import write_partition
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -44,33 +45,6 @@ class SourceAdapter(Protocol):
     def read(self, path: Path) -> AdaptedShop:
         """Parse one file of the public format into landing-contract frames."""
         ...
-
-
-@dataclass
-class AdaptedShop:
-    """A source file mapped onto the landing contract.
-
-    ``order_lines`` (and ``products`` / ``customers`` when given) carry exactly the contract
-    columns of :data:`shopflow.landing.CONTRACT`, in contract order. ``report`` counts what
-    each adapter rule did (rows read, dropped per rule, kept per kind) for the CLI to print.
-    """
-
-    order_lines: pd.DataFrame
-    products: pd.DataFrame | None = None
-    customers: pd.DataFrame | None = None
-    report: dict[str, int] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        for entity in ("order_lines", "products", "customers"):
-            frame = getattr(self, entity)
-            if frame is None:
-                continue
-            expected = list(CONTRACT[entity])
-            if list(frame.columns) != expected:
-                raise ValueError(
-                    f"adapted {entity} columns {list(frame.columns)} do not match the landing "
-                    f"contract {expected}"
-                )
 
 
 @dataclass(frozen=True)

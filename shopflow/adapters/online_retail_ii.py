@@ -69,10 +69,10 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from shopflow.adapters.base import AdaptedShop
+
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
-
-    from shopflow.adapters import AdaptedShop
 
 SOURCE_COLUMNS = (
     "Invoice",
@@ -178,8 +178,6 @@ class OnlineRetailII:
     def read(self, path: Path) -> AdaptedShop:
         import numpy as np
         import pandas as pd
-
-        from shopflow.adapters import AdaptedShop
 
         path = Path(path)
         raw = _read_raw(path)

@@ -13,7 +13,7 @@ import datetime as dt
 import pytest
 
 # the pool the Airflow runner creates with one slot (`pools set <pool> 1`)
-from shopflow.airflow_runner import WAREHOUSE_POOL
+from shopflow.warehouse import WAREHOUSE_POOL
 from tests.dags.airflow_probe import DAGS_DIR
 
 DAG_FILES = sorted(path.name for path in DAGS_DIR.glob("*.py"))

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from ml.registry import Registry
-from ml.rollback import republish
 from shopflow.airflow_runner import run_dag
+from shopflow.jobs.rollback import republish
+from shopflow.registry import Registry
 from tests.ml.lifecycle_helpers import MID, WEAK, copy_home, promote_trained
 
 pytestmark = pytest.mark.slow

@@ -5,9 +5,9 @@ from __future__ import annotations
 import shutil
 
 from ml.forecast.model import ForecastParams
-from ml.lifecycle import train_model
 from ml.recommend.ranker import RankerParams
-from ml.registry import Registry
+from shopflow.jobs.retrain import train_model
+from shopflow.registry import Registry
 from tests.conftest import make_settings
 
 # small recipes keep the tests fast; WEAK is clearly worse than MID on the tiny shop

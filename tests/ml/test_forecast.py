@@ -7,8 +7,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml import features as features_module
-from ml.features import read_forecast_inputs
 from ml.forecast.model import (
     ORIGIN_FEATURES,
     DemandForecaster,
@@ -16,6 +14,8 @@ from ml.forecast.model import (
     build_training_frame,
     closed_weekdays,
 )
+from shopflow.jobs import inputs as inputs_module
+from shopflow.jobs.inputs import read_forecast_inputs
 from shopflow.warehouse import connect
 
 PARAMS = ForecastParams(num_boost_round=20, max_training_rows=50_000)
@@ -51,7 +51,7 @@ def test_reading_in_product_slices_gives_the_same_frame(built_home, feat, monkey
     frame, run_date = feat
     settings, _ = built_home
     assert frame["product_id"].nunique() > 3 * 7
-    monkeypatch.setattr(features_module, "FORECAST_READ_PRODUCTS", 7)
+    monkeypatch.setattr(inputs_module, "FORECAST_READ_PRODUCTS", 7)
     with connect(settings, read_only=True) as con:
         sliced = read_forecast_inputs(con, run_date).feat
         whole = con.execute(

@@ -6,7 +6,6 @@ import shutil
 import pandas as pd
 import pytest
 
-from ml.features import read_forecast_inputs
 from ml.forecast.backtest import (
     TIERS,
     backtest_forecaster,
@@ -17,6 +16,7 @@ from ml.forecast.backtest import (
     volume_tiers,
 )
 from ml.forecast.model import ForecastParams
+from shopflow.jobs.inputs import read_forecast_inputs
 from shopflow.warehouse import connect
 
 PARAMS = ForecastParams(num_boost_round=10, max_training_rows=20_000)
@@ -126,32 +126,61 @@ def test_backtest_reports_model_and_baselines_overall_and_by_tier(feat):
     assert "baseline_mean_28" in format_table(result.results)
 
 
-def test_cli_backtest_forecast_prints_the_table_and_records_a_challenger(
-    built_home, tmp_path, monkeypatch, capsys
-):
-    from ml.registry import Registry
-    from shopflow.cli import main
+@pytest.fixture
+def private_home(built_home, tmp_path, monkeypatch):
+    """A private copy of the built warehouse (no registry yet), as SHOPFLOW_HOME."""
     from tests.conftest import make_settings
 
     settings, run_date = built_home
     home = make_settings(tmp_path / "home")
     home.ensure_dirs()
-    # a private copy: the backtest registers a version, the shared fixture stays read-only
     shutil.copyfile(settings.warehouse_path, home.warehouse_path)
     wal = settings.warehouse_path.with_name(settings.warehouse_path.name + ".wal")
     if wal.exists():
         shutil.copyfile(wal, home.warehouse_path.with_name(wal.name))
     monkeypatch.setenv("SHOPFLOW_HOME", str(home.home))
-    # wiring, not model quality: few boosting rounds keep the three fits quick
-    monkeypatch.setattr(
-        "ml.forecast.backtest.ForecastParams",
-        lambda **kw: ForecastParams(**{**PARAMS.__dict__, **kw}),
-    )
+    return home, run_date
+
+
+def _quick(**kw):
+    # wiring, not model quality: few boosting rounds keep the fits quick
+    return ForecastParams(**{**PARAMS.__dict__, **kw})
+
+
+def test_cli_backtest_forecast_prints_the_table_and_registers_nothing(
+    private_home, monkeypatch, capsys
+):
+    from shopflow.cli import main
+
+    home, _ = private_home
+    monkeypatch.setattr("shopflow.jobs.backtests.ForecastParams", _quick)
     assert main(["backtest", "forecast", "--origins", "2"]) == 0
     printed = capsys.readouterr().out
     assert "baseline_mean_28" in printed and "top20" in printed
+    assert not home.registry_path.exists()
+
+
+def test_cli_backtest_forecast_after_the_features_end_says_what_to_run(private_home, capsys):
+    from shopflow.cli import main
+
+    _, run_date = private_home
+    later = run_date + dt.timedelta(days=3)
+    assert main(["backtest", "forecast", "--date", later.isoformat()]) == 2
+    assert f"`shopflow run --date {later}`" in capsys.readouterr().err
+
+
+def test_cli_models_train_registers_a_challenger_with_its_backtest(
+    private_home, monkeypatch, capsys
+):
+    from shopflow.cli import main
+    from shopflow.registry import Registry
+
+    home, run_date = private_home
+    monkeypatch.setattr("ml.training.ForecastParams", _quick)
+    assert main(["models", "train", "demand_forecast", "--date", run_date.isoformat()]) == 0
+    assert "registered demand_forecast" in capsys.readouterr().out
     (version,) = Registry(home).versions("demand_forecast")
-    assert version.status == "challenger"
+    assert (version.status, version.created_by) == ("challenger", "shopflow models train")
     assert version.metrics["backtest_origins"] == [
         o.isoformat() for o in rolling_origins(run_date, 2, 28)
     ]

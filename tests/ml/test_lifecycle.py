@@ -8,16 +8,15 @@ import pytest
 
 from ml.forecast.baselines import BASELINES
 from ml.forecast.model import ForecastParams
-from ml.lifecycle import (
-    PromotionPolicy,
+from ml.promotion import PromotionPolicy, decide
+from shopflow.jobs.retrain import (
     build_training_sets,
-    decide,
     evaluate_challengers,
     promote_or_keep,
     train_challengers,
 )
-from ml.registry import Registry
-from ml.rollback import republish, rollback_model
+from shopflow.jobs.rollback import republish, rollback_model
+from shopflow.registry import Registry
 from tests.ml.lifecycle_helpers import MID, WEAK, copy_home, promote_trained
 
 FORECAST = "demand_forecast"

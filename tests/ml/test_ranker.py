@@ -5,7 +5,6 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from ml.features import read_recommend_inputs
 from ml.recommend import candidate_features
 from ml.recommend.backtest import customers_buying_after, training_frame
 from ml.recommend.baselines import popularity_30
@@ -13,6 +12,7 @@ from ml.recommend.candidate_features import FEATURES, candidates_for
 from ml.recommend.ranker import Ranker, RankerParams, label_candidates
 from ml.recommend.top_k import recommend_for
 from shopflow.dbt import training_cutoff_offsets
+from shopflow.jobs.inputs import read_recommend_inputs
 from shopflow.warehouse import connect
 
 PARAMS = RankerParams(num_boost_round=15)

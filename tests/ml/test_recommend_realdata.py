@@ -6,7 +6,6 @@ import datetime as dt
 
 import pytest
 
-from ml.features import read_training_recommend_inputs
 from ml.recommend.backtest import backtest
 from ml.recommend.ranker import RankerParams
 from tests.conftest import SHARED_DATA, make_settings
@@ -28,14 +27,16 @@ def real_inputs(tmp_path_factory):
     if not REAL_FILE.is_file():
         pytest.skip(f"real data not present: {REAL_FILE}")
     from shopflow.adapters import load_source
-    from shopflow.dbt import build_warehouse
+    from shopflow.dbt import build_training_features, build_warehouse
     from shopflow.ingest import ingest_landing
+    from shopflow.jobs.inputs import read_training_recommend_inputs
 
     settings = make_settings(tmp_path_factory.mktemp("real") / "home")
     settings.ensure_dirs()
     load_source("online-retail-ii", REAL_FILE, settings.landing_dir)
     ingest_landing(settings, RUN_DATE)
     build_warehouse(settings, RUN_DATE)
+    build_training_features(settings, RUN_DATE)
     return read_training_recommend_inputs(settings, RUN_DATE)
 
 

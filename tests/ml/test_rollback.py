@@ -12,12 +12,12 @@ import duckdb
 import pytest
 import xgboost as xgb
 
-from ml.features import read_forecast_inputs
 from ml.forecast.model import FEATURES, DemandForecaster, build_training_frame
-from ml.registry import ArtifactIntegrityError, Registry
-from ml.rollback import PostPublishCheckError, check_after_publish, republish
-from ml.scoring import InvalidPredictionsError, score_forecast, score_recommendations
 from shopflow.dbt import build_warehouse
+from shopflow.jobs.inputs import read_forecast_inputs
+from shopflow.jobs.nightly import InvalidPredictionsError, score_forecast, score_recommendations
+from shopflow.jobs.rollback import PostPublishCheckError, check_after_publish, republish
+from shopflow.registry import ArtifactIntegrityError, Registry
 from shopflow.warehouse import connect
 from tests.ml.lifecycle_helpers import WEAK, copy_home, promote_trained
 

@@ -22,7 +22,7 @@ import pytest
 
 from shopflow.generator import generate_shop
 from shopflow.ingest import LandingFormatError
-from shopflow.pipeline import NIGHTLY_STEPS
+from shopflow.jobs.steps import NIGHTLY_STEPS
 from shopflow.quality import QualityGateError
 from tests.conftest import make_settings
 from tests.quality.corpus import BASELINE_DAY, CORPUS_DIR, DAY, SPEC

@@ -8,7 +8,7 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
 from shopflow.dbt import DbtResult, _read_run_results, node_reports
-from shopflow.pipeline import check_dbt_model
+from shopflow.jobs.steps import check_dbt_model
 
 
 @pytest.fixture(scope="module")

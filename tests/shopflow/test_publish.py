@@ -7,8 +7,8 @@ import duckdb
 import pandas as pd
 import pytest
 
-from ml.scoring import write_predictions
 from shopflow import publish
+from shopflow.jobs.nightly import write_predictions
 
 DAY = dt.date(2025, 3, 1)
 

@@ -1,20 +1,30 @@
-"""Nightly scoring with the champion models; results land in the warehouse's ``predictions``
-schema (one partition per run_date, replaced on rerun) for validation and publishing."""
+"""The nightly run's model steps: first champions, scoring, and the ranker's training cutoffs.
+
+Scoring writes the warehouse's ``predictions`` schema (one partition per run_date, replaced
+on rerun) for validation and publishing. The first models are trained only by reading: the
+dbt build of the ranker's training cutoffs is a step of its own
+(:func:`build_training_features`, the ``build_training_features`` task), before
+``ensure_models``.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
 
+import numpy as np
 import pandas as pd
 
-from ml.features import read_forecast_inputs, read_recommend_inputs
 from ml.forecast.model import MODEL_NAME as FORECAST_MODEL
 from ml.forecast.model import DemandForecaster
+from ml.promotion import MODEL_NAMES, beats_baselines
 from ml.recommend.ranker import MODEL_NAME as RANKER_MODEL
 from ml.recommend.ranker import Ranker
 from ml.recommend.top_k import recommend_for
-from ml.registry import ModelVersion, Registry
+from shopflow import dbt
+from shopflow.jobs.inputs import read_forecast_inputs, read_recommend_inputs
+from shopflow.jobs.retrain import train_model
+from shopflow.registry import ModelVersion, Registry
 from shopflow.warehouse import connect
 
 log = logging.getLogger(__name__)
@@ -48,6 +58,7 @@ class NoChampionError(RuntimeError):
 
 
 def champion_or_fail(registry: Registry, model_name: str) -> ModelVersion:
+    """The champion of ``model_name``; :class:`NoChampionError` when there is none."""
     champion = registry.champion(model_name)
     if champion is None:
         raise NoChampionError(
@@ -63,8 +74,6 @@ class InvalidPredictionsError(RuntimeError):
 
 def check_predictions(table: str, frame: pd.DataFrame) -> None:
     """Refuse NaN or infinite values before they reach the predictions table."""
-    import numpy as np
-
     numeric = frame.select_dtypes("number")
     bad = ~np.isfinite(numeric.to_numpy(dtype="float64"))
     if bad.any():
@@ -98,6 +107,7 @@ def write_predictions(settings, table: str, run_date: dt.date, frame: pd.DataFra
 
 
 def score_forecast(settings, run_date: dt.date, registry: Registry | None = None) -> dict:
+    """Forecast every active product for horizons 1..H with the champion forecaster."""
     registry = registry or Registry(settings)
     champion = champion_or_fail(registry, FORECAST_MODEL)
     model = DemandForecaster.load(registry.verified_artifact_dir(champion))
@@ -121,6 +131,7 @@ def score_forecast(settings, run_date: dt.date, registry: Registry | None = None
 
 
 def score_recommendations(settings, run_date: dt.date, registry: Registry | None = None) -> dict:
+    """Top-K products for every active customer with the champion ranker."""
     registry = registry or Registry(settings)
     champion = champion_or_fail(registry, RANKER_MODEL)
     ranker = Ranker.load(registry.verified_artifact_dir(champion))
@@ -145,3 +156,44 @@ def score_recommendations(settings, run_date: dt.date, registry: Registry | None
         "customers": int(lists["customer_id"].nunique()),
         "model_version": champion.version,
     }
+
+
+# -- first models (bootstrap) ----------------------------------------------------------------
+def build_training_features(settings, run_date: dt.date) -> dict:
+    """Add the ranker's training cutoffs as of ``run_date`` to the per-cutoff features when
+    the ranker has no champion yet (``ensure_models`` is about to train it); otherwise do
+    nothing. The forecaster trains on ``feat_product_daily``, which the nightly build has."""
+    champion = Registry(settings).champion(RANKER_MODEL)
+    if champion is not None:
+        return {"built": False, "reason": f"{RANKER_MODEL} has a champion ({champion.version})"}
+    return {"built": True, **dbt.build_training_features(settings, run_date).summary()}
+
+
+def ensure_champion(settings, model_name: str, run_date: dt.date) -> dict:
+    """Train and promote a first model when ``model_name`` has no champion yet.
+
+    The first model is promoted even when it does not beat a baseline, because the nightly
+    run cannot publish without one; the reason recorded says so, and retraining replaces it
+    once a challenger does better.
+    """
+    registry = Registry(settings)
+    champion = registry.champion(model_name)
+    if champion is not None:
+        return {"model_name": model_name, "champion": champion.version, "trained": False}
+    result = train_model(settings, model_name, run_date, created_by="shopflow_nightly bootstrap")
+    verdict, why = beats_baselines(model_name, result.metrics)
+    reason = f"first model (bootstrap); {why}"
+    registry.promote(model_name, result.version.version, actor="shopflow_nightly", reason=reason)
+    log.info("%s: promoted %s: %s", model_name, result.version.version, reason)
+    return {
+        "model_name": model_name,
+        "champion": result.version.version,
+        "trained": True,
+        "beats_baselines": verdict,
+        "reason": reason,
+    }
+
+
+def ensure_models(settings, run_date: dt.date) -> dict:
+    """Train and promote first models for any model name without a champion (reads only)."""
+    return {name: ensure_champion(settings, name, run_date) for name in MODEL_NAMES}

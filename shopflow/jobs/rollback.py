@@ -1,19 +1,11 @@
-"""Post-publish checks on a newly promoted champion, and rolling a model back.
+"""Rolling a model back: the nightly ``check_published`` step and ``shopflow models rollback``.
 
-After ``publish_exports``, :func:`check_after_publish` compares the date's published exports
-with the previous published run. For every model whose version changed since that run (a new
-champion) it checks:
-
-- coverage: every active customer has K recommendations, every active product all horizons;
-- row counts against the previous run (within ``row_ratio`` either way);
-- the share of NaN / empty values (scores, quantities, product ids);
-- distribution shift against the previous run: the total forecast units (``units_mean``)
-  within ``forecast_total_ratio``; for recommendations, scores that are not all equal and a
-  mean overlap of each customer's list with the previous run's of at least ``min_overlap``.
-
-If a check fails, the previous run's version is restored as champion, the date's exports are
-rebuilt with it (score, validate, publish), the failed version is marked ``rolled_back`` with
-the reason, and :class:`PostPublishCheckError` tells on-call what happened. A manual
+After ``publish_exports``, :func:`check_after_publish` reads the date's published exports and
+the previous published run's and applies the checks of :mod:`ml.postpublish` to every model
+whose version changed since that run (a new champion). If a check fails, the previous run's
+version is restored as champion, the date's exports are rebuilt with it (score, validate,
+publish), the failed version is marked ``rolled_back`` with the reason, and
+:class:`PostPublishCheckError` tells on-call what happened. A manual
 ``shopflow models rollback`` runs :func:`rollback_model`, which does the same on request.
 """
 
@@ -21,79 +13,34 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import math
-from dataclasses import dataclass
-
-import duckdb
-import pandas as pd
 
 from ml.forecast.model import MODEL_NAME as FORECAST_MODEL
-from ml.lifecycle import incompatibility, published_run_dates, warehouse_as_of
-from ml.recommend.ranker import MODEL_NAME as RANKER_MODEL
-from ml.registry import Registry
-from shopflow.warehouse import connect
+from ml.postpublish import (
+    TABLE,
+    CheckResult,
+    PostPublishPolicy,
+    check_forecast,
+    check_recommendations,
+    published_version,
+)
+from ml.promotion import incompatibility
+from shopflow.jobs.nightly import score_forecast, score_recommendations
+from shopflow.jobs.published import previous_run_date, published_rows, published_run_dates
+from shopflow.publish import publish
+from shopflow.quality import validate_predictions
+from shopflow.registry import Registry
+from shopflow.warehouse import connect, features_built_as_of, table_exists
 
 log = logging.getLogger(__name__)
 
 RUNBOOK = "docs/lifecycle.md, runbook 'The model was rolled back last night'"
-TABLE = {RANKER_MODEL: "recommendations", FORECAST_MODEL: "demand_forecast"}
 
 
 class PostPublishCheckError(RuntimeError):
     """A newly promoted champion failed the post-publish checks (and was rolled back)."""
 
 
-@dataclass(frozen=True)
-class PostPublishPolicy:
-    """Thresholds of the post-publish checks (see the module docstring)."""
-
-    row_ratio: float = 2.0  # today's rows / previous rows within [1/ratio, ratio]
-    max_nan_share: float = 0.0
-    forecast_total_ratio: float = 3.0
-    min_overlap: float = 0.05  # mean Jaccard of a customer's list with the previous run's
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    model_name: str
-    check: str
-    passed: bool
-    detail: str
-
-
-# -- reading the published exports ----------------------------------------------------------
-def _published(settings) -> duckdb.DuckDBPyConnection:
-    # the published file is replaced atomically and never written in place: a plain
-    # read-only connection sees one consistent version
-    return duckdb.connect(str(settings.published_db_path), read_only=True)
-
-
-def previous_run_date(settings, run_date: dt.date) -> dt.date | None:
-    if not settings.published_db_path.exists():
-        return None
-    con = _published(settings)
-    try:
-        row = con.execute(
-            "select max(run_date) from exports.demand_forecast where run_date < ?", [run_date]
-        ).fetchone()
-    finally:
-        con.close()
-    return row[0] if row else None
-
-
-def published_rows(settings, table: str, run_date: dt.date) -> pd.DataFrame:
-    con = _published(settings)
-    try:
-        return con.execute(f"select * from exports.{table} where run_date = ?", [run_date]).df()
-    finally:
-        con.close()
-
-
-def published_version(frame: pd.DataFrame) -> str | None:
-    versions = sorted(set(frame["model_version"])) if not frame.empty else []
-    return versions[0] if len(versions) == 1 else (",".join(versions) or None)
-
-
+# -- what the checks compare with ----------------------------------------------------------
 def _active(settings, run_date: dt.date) -> tuple[set[str], set[str]]:
     """Active customers and products as of ``run_date`` (same rules as the prediction suites)."""
     with connect(settings, read_only=True) as con:
@@ -121,111 +68,6 @@ def _active(settings, run_date: dt.date) -> tuple[set[str], set[str]]:
     return customers, products
 
 
-# -- the checks ------------------------------------------------------------------------------
-def _share(mask: pd.Series) -> float:
-    return float(mask.mean()) if len(mask) else 0.0
-
-
-def _ratio_check(model_name, name, today: float, before: float, bound: float) -> CheckResult:
-    if before <= 0:
-        return CheckResult(model_name, name, True, f"{today:,.1f} (previous run had none)")
-    ratio = today / before
-    ok = 1.0 / bound <= ratio <= bound
-    return CheckResult(
-        model_name,
-        name,
-        ok,
-        f"{today:,.1f} vs {before:,.1f} in the previous run (x{ratio:.2f}; allowed "
-        f"x{1 / bound:.2f}..x{bound:.2f})",
-    )
-
-
-def check_forecast(settings, today, before, active_products, policy) -> list[CheckResult]:
-    name = FORECAST_MODEL
-    values = today[["units_mean", "units_p10", "units_p50", "units_p90"]]
-    nan_share = _share(values.isna().any(axis=1)) if not today.empty else 1.0
-    horizons = today.groupby("product_id")["horizon_days"].nunique()
-    expected = settings.forecast_horizon_days
-    missing = sorted(p for p in active_products if horizons.get(p, 0) != expected)
-    results = [
-        CheckResult(
-            name,
-            "coverage",
-            not missing,
-            f"{len(active_products) - len(missing)}/{len(active_products)} active products have "
-            f"all {expected} horizons" + (f"; missing e.g. {missing[:3]}" if missing else ""),
-        ),
-        CheckResult(
-            name,
-            "nan_share",
-            nan_share <= policy.max_nan_share,
-            f"{nan_share:.1%} of forecast rows have NaN (allowed {policy.max_nan_share:.1%})",
-        ),
-    ]
-    if before is not None and not before.empty:
-        results.append(_ratio_check(name, "row_count", len(today), len(before), policy.row_ratio))
-        total_today = float(today["units_mean"].sum(skipna=True))
-        total_before = float(before["units_mean"].sum(skipna=True))
-        if math.isnan(total_today):
-            total_today = 0.0
-        results.append(
-            _ratio_check(
-                name, "units_mean_total", total_today, total_before, policy.forecast_total_ratio
-            )
-        )
-    return results
-
-
-def check_recommendations(settings, today, before, active_customers, policy) -> list[CheckResult]:
-    name = RANKER_MODEL
-    k = settings.recommendations_k
-    bad = today["score"].isna() | today["product_id"].isna() | (today["product_id"] == "")
-    nan_share = _share(bad) if not today.empty else 1.0
-    per_customer = today.groupby("customer_id")["rank"].nunique()
-    missing = sorted(c for c in active_customers if per_customer.get(c, 0) != k)
-    results = [
-        CheckResult(
-            name,
-            "coverage",
-            not missing,
-            f"{len(active_customers) - len(missing)}/{len(active_customers)} active customers "
-            f"have {k} recommendations" + (f"; missing e.g. {missing[:3]}" if missing else ""),
-        ),
-        CheckResult(
-            name,
-            "nan_share",
-            nan_share <= policy.max_nan_share,
-            f"{nan_share:.1%} of recommendations have a NaN score or empty product "
-            f"(allowed {policy.max_nan_share:.1%})",
-        ),
-        CheckResult(
-            name,
-            "score_spread",
-            today["score"].nunique(dropna=True) > 1,
-            f"{today['score'].nunique(dropna=True)} distinct scores",
-        ),
-    ]
-    if before is not None and not before.empty:
-        results.append(_ratio_check(name, "row_count", len(today), len(before), policy.row_ratio))
-        now_lists = today.groupby("customer_id")["product_id"].apply(set)
-        old_lists = before.groupby("customer_id")["product_id"].apply(set)
-        common = now_lists.index.intersection(old_lists.index)
-        overlaps = [
-            len(now_lists[c] & old_lists[c]) / len(now_lists[c] | old_lists[c]) for c in common
-        ]
-        overlap = sum(overlaps) / len(overlaps) if overlaps else 1.0
-        results.append(
-            CheckResult(
-                name,
-                "list_overlap",
-                overlap >= policy.min_overlap,
-                f"mean overlap with the previous run's lists {overlap:.2f} over {len(common)} "
-                f"customers (minimum {policy.min_overlap:.2f})",
-            )
-        )
-    return results
-
-
 def changed_models(settings, run_date: dt.date) -> dict[str, tuple[str | None, str | None]]:
     """Models whose version for ``run_date`` (published, or else the current champion) differs
     from the previous published run's: model name -> (new version, previous version)."""
@@ -244,13 +86,12 @@ def changed_models(settings, run_date: dt.date) -> dict[str, tuple[str | None, s
 
 
 def is_published(settings, run_date: dt.date) -> bool:
+    """Has the nightly run published ``run_date``?"""
     return run_date in published_run_dates(settings)
 
 
 def _scored_rows(settings, table: str, run_date: dt.date) -> int:
     """Rows the nightly scoring wrote to predictions.<table> for the date (0 if it failed)."""
-    from shopflow.warehouse import table_exists
-
     with connect(settings, read_only=True) as con:
         if not table_exists(con, "predictions", table):
             return 0
@@ -291,20 +132,20 @@ def run_checks(
         today = published_rows(settings, table, run_date)
         before = published_rows(settings, table, previous) if previous else None
         if name == FORECAST_MODEL:
-            results += check_forecast(settings, today, before, products, policy)
+            results += check_forecast(
+                today, before, products, policy, horizon_days=settings.forecast_horizon_days
+            )
         else:
-            results += check_recommendations(settings, today, before, customers, policy)
+            results += check_recommendations(
+                today, before, customers, policy, k=settings.recommendations_k
+            )
     return results
 
 
 # -- republishing and rolling back -----------------------------------------------------------
 def republish(settings, run_date: dt.date) -> dict:
     """Rebuild ``run_date``'s exports with the current champions: score, validate, publish."""
-    from ml.scoring import score_forecast, score_recommendations
-    from shopflow.checks import validate_predictions
-    from shopflow.publish import publish
-
-    built = warehouse_as_of(settings)
+    built = features_built_as_of(settings)
     if built != run_date:
         raise ValueError(
             f"cannot rebuild the exports for {run_date}: the warehouse is built as of {built}; "
@@ -342,7 +183,7 @@ def check_after_publish(
     if published:
         results = run_checks(settings, run_date, list(changed), policy)
     else:
-        if warehouse_as_of(settings) != run_date:
+        if features_built_as_of(settings) != run_date:
             raise PostPublishCheckError(
                 f"nothing was published for {run_date} and the warehouse was not built for it: "
                 "the failure is upstream of the models (see the first failed task); no rollback"

@@ -1,8 +1,11 @@
-"""The nightly and retraining steps as plain functions of (settings, business date).
+"""What the DAG tasks call: the nightly and retraining steps as functions of (settings, date).
 
-DAG tasks call :func:`run_step` with a step name; tests and the CLI call the step functions
-directly. Importing this module is cheap (no pandas, xgboost, dbt or GX): each step imports
-what it needs when it runs, so DAG parsing stays fast.
+DAG tasks call :func:`run_step` with a step name; tests, benchmarks and the CLI call the step
+functions directly. DAG files import this module at parse time, so it must stay cheap to
+import (no pandas, xgboost, dbt or GX, and none of the project's other modules): each step
+imports the job or platform module it needs when it runs. This is the ONLY module of the
+project whose project imports are lazy; everywhere else in ``ml/`` and ``shopflow/jobs/``
+imports sit at module level.
 
 Errors are split in two kinds, because Airflow should retry only one of them:
 - *data* errors (bad landing files, failed quality gates, failed dbt tests, missing champion)
@@ -18,12 +21,28 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+# the one-slot pool (its name is the platform's: the Airflow runner creates it); cheap to import
+from shopflow.warehouse import WAREHOUSE_POOL
+
 if TYPE_CHECKING:  # pragma: no cover
     from shopflow.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
+def default_args() -> dict:
+    """Task defaults: infrastructure errors are retried; data errors fail fast (run_step)."""
+    return {
+        "owner": "shopflow",
+        "retries": 2,
+        "retry_delay": dt.timedelta(minutes=2),
+        "retry_exponential_backoff": True,
+        # one slot: tasks touching the warehouse DuckDB file never run concurrently
+        "pool": WAREHOUSE_POOL,
+    }
+
+
+# -- shopflow_nightly ------------------------------------------------------------------------
 def ingest(settings: Settings, run_date: dt.date) -> dict:
     """Validate and load new or changed landing partitions up to the run date."""
     from shopflow.ingest import ingest_landing
@@ -71,39 +90,42 @@ def check_dbt_model(report: dict) -> dict:
 
 def validate_marts(settings: Settings, run_date: dt.date) -> dict:
     """Quality gate on the marts after dbt build, before any model reads them."""
-    from shopflow.checks import validate_marts as check
+    from shopflow.quality import validate_marts as check
 
     return check(settings, run_date)
 
 
-def ensure_models(settings: Settings, run_date: dt.date) -> dict:
-    """Train and promote first models for any model name without a champion."""
-    from ml.forecast.model import MODEL_NAME as FORECAST_MODEL
-    from ml.lifecycle import ensure_champion
-    from ml.recommend.ranker import MODEL_NAME as RANKER_MODEL
+def build_training_features(settings: Settings, run_date: dt.date) -> dict:
+    """The ranker's training cutoffs for its first model; nothing when it has a champion."""
+    from shopflow.jobs.nightly import build_training_features as build
 
-    return {
-        name: ensure_champion(settings, name, run_date) for name in (FORECAST_MODEL, RANKER_MODEL)
-    }
+    return build(settings, run_date)
+
+
+def ensure_models(settings: Settings, run_date: dt.date) -> dict:
+    """Train and promote first models for any model name without a champion (reads only)."""
+    from shopflow.jobs.nightly import ensure_models as ensure
+
+    return ensure(settings, run_date)
 
 
 def score_forecast(settings: Settings, run_date: dt.date) -> dict:
     """Forecast every active product for horizons 1..H with the champion forecaster."""
-    from ml.scoring import score_forecast as score
+    from shopflow.jobs.nightly import score_forecast as score
 
     return score(settings, run_date)
 
 
 def score_recommendations(settings: Settings, run_date: dt.date) -> dict:
     """Top-K products for every active customer with the champion ranker."""
-    from ml.scoring import score_recommendations as score
+    from shopflow.jobs.nightly import score_recommendations as score
 
     return score(settings, run_date)
 
 
 def validate_predictions(settings: Settings, run_date: dt.date) -> dict:
     """Quality gate on the run date's predictions before anything is published."""
-    from shopflow.checks import validate_predictions as check
+    from shopflow.quality import validate_predictions as check
 
     return check(settings, run_date)
 
@@ -117,36 +139,43 @@ def publish(settings: Settings, run_date: dt.date) -> dict:
 
 def check_published(settings: Settings, run_date: dt.date) -> dict:
     """Post-publish checks of newly promoted champions; roll back and republish on failure."""
-    from ml.rollback import check_after_publish
+    from shopflow.jobs.rollback import check_after_publish
 
     return check_after_publish(settings, run_date)
 
 
-# -- shopflow_retrain: champion/challenger (see ml.lifecycle) --------------------------------
+# -- shopflow_retrain: champion/challenger (see shopflow.jobs.retrain) ------------------------
 def build_training_sets(settings: Settings, run_date: dt.date) -> dict:
     """Fix the training cutoff (latest built date <= run date) and check its data's gate."""
-    from ml.lifecycle import build_training_sets as build
+    from shopflow.jobs.retrain import build_training_sets as build
+
+    return build(settings, run_date)
+
+
+def build_retrain_features(settings: Settings, run_date: dt.date) -> dict:
+    """The ranker's training cutoffs as of the retrain's cutoff (the retrain's dbt build)."""
+    from shopflow.jobs.retrain import build_training_features as build
 
     return build(settings, run_date)
 
 
 def train_challengers(settings: Settings, run_date: dt.date) -> dict:
-    """Train a challenger for each model at the retrain's cutoff."""
-    from ml.lifecycle import train_challengers as train
+    """Train a challenger for each model at the retrain's cutoff (reads only)."""
+    from shopflow.jobs.retrain import train_challengers as train
 
     return train(settings, run_date)
 
 
 def evaluate_challengers(settings: Settings, run_date: dt.date) -> dict:
     """Challenger, champion and baselines on the same time folds."""
-    from ml.lifecycle import evaluate_challengers as evaluate
+    from shopflow.jobs.retrain import evaluate_challengers as evaluate
 
     return evaluate(settings, run_date)
 
 
 def promote_or_keep(settings: Settings, run_date: dt.date) -> dict:
     """Promote challengers that pass the promotion policy; record why others do not."""
-    from ml.lifecycle import promote_or_keep as decide
+    from shopflow.jobs.retrain import promote_or_keep as decide
 
     return decide(settings, run_date)
 
@@ -155,6 +184,7 @@ NIGHTLY_STEPS: dict[str, Callable[[Settings, dt.date], dict]] = {
     "ingest_landing": ingest,
     "build_warehouse": build_warehouse,
     "validate_marts": validate_marts,
+    "build_training_features": build_training_features,
     "ensure_models": ensure_models,
     "score_forecast": score_forecast,
     "score_recommendations": score_recommendations,
@@ -163,8 +193,11 @@ NIGHTLY_STEPS: dict[str, Callable[[Settings, dt.date], dict]] = {
     "check_published": check_published,
 }
 
+# keyed by step name; the retrain DAG's build_training_features task runs
+# "build_retrain_features" (the nightly's step of that name builds for first models only)
 RETRAIN_STEPS: dict[str, Callable[[Settings, dt.date], dict]] = {
     "build_training_sets": build_training_sets,
+    "build_retrain_features": build_retrain_features,
     "train_challengers": train_challengers,
     "evaluate_challengers": evaluate_challengers,
     "promote_or_keep": promote_or_keep,
@@ -179,13 +212,14 @@ DAG_ONLY_STEPS: dict[str, Callable[[Settings, dt.date], object]] = {
 
 def data_error_types() -> tuple[type[BaseException], ...]:
     """Exceptions that mean "the data is wrong": fail at once, never retry."""
-    from ml.lifecycle import RetrainNotPossibleError
-    from ml.registry import ArtifactIntegrityError
-    from ml.rollback import PostPublishCheckError
-    from ml.scoring import InvalidPredictionsError, NoChampionError
     from shopflow.dbt import DbtBuildError
     from shopflow.ingest import LandingFormatError
+    from shopflow.jobs.inputs import MissingInputsError
+    from shopflow.jobs.nightly import InvalidPredictionsError, NoChampionError
+    from shopflow.jobs.retrain import RetrainNotPossibleError
+    from shopflow.jobs.rollback import PostPublishCheckError
     from shopflow.quality import QualityGateError
+    from shopflow.registry import ArtifactIntegrityError
 
     return (
         LandingFormatError,
@@ -196,6 +230,7 @@ def data_error_types() -> tuple[type[BaseException], ...]:
         ArtifactIntegrityError,
         PostPublishCheckError,
         RetrainNotPossibleError,
+        MissingInputsError,
     )
 
 

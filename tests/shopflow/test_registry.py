@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from ml.registry import ArtifactIntegrityError, Registry
+from shopflow.registry import ArtifactIntegrityError, Registry
 
 CUTOFF = dt.date(2025, 5, 1)
 

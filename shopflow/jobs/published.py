@@ -1,0 +1,57 @@
+"""Reading what the nightly run published (``$SHOPFLOW_HOME/exports/shopflow.duckdb``).
+
+The published file is replaced atomically and never written in place: a plain read-only
+connection sees one consistent version and needs no lock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import pandas as pd
+
+
+def _published(settings) -> duckdb.DuckDBPyConnection:
+    return duckdb.connect(str(settings.published_db_path), read_only=True)
+
+
+def published_run_dates(settings) -> list[dt.date]:
+    """Business dates the nightly run has published, oldest first."""
+    path = settings.published_db_path
+    if not path.exists():
+        return []
+    con = _published(settings)
+    try:
+        rows = con.execute(
+            "select distinct run_date from exports.demand_forecast "
+            "intersect select distinct run_date from exports.recommendations order by 1"
+        ).fetchall()
+    except duckdb.CatalogException:
+        return []
+    finally:
+        con.close()
+    return [r[0] for r in rows]
+
+
+def previous_run_date(settings, run_date: dt.date) -> dt.date | None:
+    """The latest published run date before ``run_date`` (None: there is none)."""
+    if not settings.published_db_path.exists():
+        return None
+    con = _published(settings)
+    try:
+        row = con.execute(
+            "select max(run_date) from exports.demand_forecast where run_date < ?", [run_date]
+        ).fetchone()
+    finally:
+        con.close()
+    return row[0] if row else None
+
+
+def published_rows(settings, table: str, run_date: dt.date) -> pd.DataFrame:
+    """The published rows of ``exports.<table>`` for ``run_date``."""
+    con = _published(settings)
+    try:
+        return con.execute(f"select * from exports.{table} where run_date = ?", [run_date]).df()
+    finally:
+        con.close()
