@@ -29,7 +29,7 @@ from ml.recommend.candidates.union import (
 )
 
 if TYPE_CHECKING:
-    from ml.recommend.ranker import RankerParams
+    from ml.recommend.params import RankerParams
 
 _SOURCE_NAMES = np.asarray(SOURCE_NAMES, dtype=object)
 

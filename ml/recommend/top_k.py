@@ -14,7 +14,7 @@ the same lists; :func:`recommend_for` builds, scores and cuts the candidates of
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -30,9 +30,16 @@ from ml.recommend.candidates._common import order_within_groups
 from ml.recommend.candidates.context import at_cutoff
 from ml.recommend.candidates.popular import popular_products as _ranked_popular
 from ml.recommend.candidates.union import MISSING_RANK
+from ml.recommend.params import RankerParams
 
-if TYPE_CHECKING:
-    from ml.recommend.ranker import Ranker
+
+class BatchScorer(Protocol):
+    """What :func:`recommend_for` needs of a ranker (``ml.recommend.ranker.Ranker``); a
+    protocol, so that this module and the ranker, which uses its top-k, import one way."""
+
+    params: RankerParams
+
+    def score_batch(self, batch: CandidateBatch) -> np.ndarray: ...
 
 
 def popular_products(
@@ -46,7 +53,7 @@ def popular_products(
 
 
 def recommend_for(
-    ranker: Ranker,
+    ranker: BatchScorer,
     inputs,
     customers: list[str],
     cutoff: dt.date,
