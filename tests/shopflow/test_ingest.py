@@ -8,9 +8,16 @@ import duckdb
 import pandas as pd
 import pytest
 
-from shopflow import ingest, landing
+from shopflow import landing
 from shopflow.generator import ShopSpec, generate_shop
-from shopflow.ingest import LandingFormatError, ingest_landing, partition_groups, read_partition
+from shopflow.ingest import (
+    LandingFormatError,
+    ingest_landing,
+    load,
+    partition_groups,
+    read_partition,
+    reading,
+)
 from shopflow.landing import CONTRACT, Partition, list_partitions, write_partition
 from shopflow.quality import QualityGateError
 from tests.conftest import make_settings
@@ -204,7 +211,7 @@ def test_a_history_read_in_groups_loads_what_one_group_loads(settings, tmp_path,
     grouped_home = make_settings(tmp_path / "grouped")
     grouped_home.ensure_dirs()
     shutil.copytree(settings.landing_dir, grouped_home.landing_dir, dirs_exist_ok=True)
-    monkeypatch.setattr(ingest, "INGEST_BATCH_ROWS", 10)
+    monkeypatch.setattr(load, "INGEST_BATCH_ROWS", 10)
 
     grouped = ingest_landing(grouped_home, SPEC.end)
 
@@ -223,7 +230,7 @@ def test_a_block_in_a_later_group_leaves_the_warehouse_unchanged(settings, monke
     frame = _lines(settings, bad_day)
     frame["quantity"] = 0
     write_partition(frame, settings.landing_dir, "order_lines", bad_day)
-    monkeypatch.setattr(ingest, "INGEST_BATCH_ROWS", 10)
+    monkeypatch.setattr(load, "INGEST_BATCH_ROWS", 10)
 
     with pytest.raises(QualityGateError) as failure:
         ingest_landing(settings, SPEC.end)
@@ -244,7 +251,7 @@ def test_a_failure_while_writing_leaves_the_warehouse_unchanged(settings, monkey
     def fail(*args):
         raise OSError("disk full")
 
-    monkeypatch.setattr(ingest, "_record_file_stats", fail)  # the transaction's last write
+    monkeypatch.setattr(load, "record_file_stats", fail)  # the transaction's last write
     with pytest.raises(OSError, match="disk full"):
         ingest_landing(settings, SPEC.end)
 
@@ -262,7 +269,7 @@ def _volume_gate(settings, max_rows: int, monkeypatch) -> tuple[list, list]:
     lines = _lines(settings, day)
     spike = pd.concat([lines.assign(order_id=lines["order_id"] + f"-{n}") for n in range(15)])
     write_partition(spike, settings.landing_dir, "order_lines", day)
-    monkeypatch.setattr(ingest, "INGEST_BATCH_ROWS", max_rows)
+    monkeypatch.setattr(load, "INGEST_BATCH_ROWS", max_rows)
     partitions = list_partitions(settings.landing_dir, "order_lines", VOLUME_SPEC.end)
     groups = [(g[0].partition_date, g[-1].partition_date) for g in partition_groups(partitions)]
     with pytest.raises(QualityGateError) as failure:
@@ -361,7 +368,7 @@ def test_reading_in_chunks_keeps_the_dtypes_of_one_read(settings, monkeypatch):
     write_partition(rows, settings.landing_dir, "order_lines", SPEC.start)
     partition = list_partitions(settings.landing_dir, "order_lines", SPEC.start)[0]
     whole = read_partition(partition, settings)
-    monkeypatch.setattr(ingest, "_FETCH_VECTORS", 1)
+    monkeypatch.setattr(reading, "_FETCH_VECTORS", 1)
 
     chunked = read_partition(partition, settings)
 
