@@ -47,12 +47,17 @@ def test_ingest_loads_partitions_up_to_the_run_date_only(settings):
     generate_shop(SPEC, settings.landing_dir)
     run_date = SPEC.start + dt.timedelta(days=9)
     result = ingest_landing(settings, run_date)
-    counts = _raw_counts(settings)["rows"]
+    loaded = _raw_counts(settings)
+    counts = loaded["rows"]
     assert max(counts) == run_date
     assert min(counts) == SPEC.start
     expected = sum(len(_lines(settings, SPEC.start + dt.timedelta(days=i))) for i in range(10))
     assert sum(counts.values()) == expected
     assert result.rows["order_lines"] == expected
+    # the manifest records exactly the partitions loaded
+    assert [day for entity, day, _ in loaded["manifest"] if entity == "order_lines"] == sorted(
+        counts
+    )
 
 
 def test_rerun_without_changes_loads_nothing(settings):
@@ -68,12 +73,23 @@ def test_rerun_without_changes_loads_nothing(settings):
 def test_changed_partition_is_replaced_not_appended(settings):
     generate_shop(SPEC, settings.landing_dir)
     ingest_landing(settings, SPEC.end)
+    before = _raw_counts(settings)["manifest"]
     day = SPEC.start + dt.timedelta(days=5)
     frame = _lines(settings, day)
     write_partition(frame.head(3), settings.landing_dir, "order_lines", day)
     result = ingest_landing(settings, SPEC.end)
     assert result.partitions == {"order_lines": [day.isoformat()]}
-    assert _raw_counts(settings)["rows"][day] == 3
+    after = _raw_counts(settings)
+    assert after["rows"][day] == 3
+    # only the replaced partition has a new fingerprint
+    refingerprinted = [
+        (entity, partition_date)
+        for (entity, partition_date, new), (_, _, old) in zip(
+            after["manifest"], before, strict=True
+        )
+        if new != old
+    ]
+    assert refingerprinted == [("order_lines", day)]
 
 
 def test_blocking_quality_failure_changes_nothing(settings):
