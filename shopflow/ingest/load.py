@@ -89,6 +89,7 @@ class IngestResult:
     reports: list[QualityReport] = field(default_factory=list)
 
     def as_dict(self) -> dict:
+        """Counts per entity, JSON-ready: what the nightly task returns and logs."""
         return {
             "run_date": self.run_date.isoformat(),
             "batch_id": self.batch_id,
