@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from shopflow.warehouse import warehouse_lock
+from shopflow.warehouse import connect, table_exists, warehouse_lock
 
 if TYPE_CHECKING:  # pragma: no cover
     from shopflow.settings import Settings
@@ -139,33 +139,21 @@ FULL_BUILD_THREADS = 1
 LARGE_SHOP_ORDER_LINES = 20_000_000
 
 
-def _has_table(con, schema: str, table: str) -> bool:
-    row = con.execute(
-        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-        [schema, table],
-    ).fetchone()
-    return row[0] > 0
-
-
 def is_first_build(settings: Settings) -> bool:
     """True when the warehouse holds no built feature model yet: the next build computes
     every incremental model in full, like a full refresh."""
-    from shopflow.warehouse import connect
-
     if not settings.warehouse_path.exists():
         return True
     with connect(settings, read_only=True) as con:
-        return not _has_table(con, "features", "feat_product_daily")
+        return not table_exists(con, "features", "feat_product_daily")
 
 
 def is_large_shop(settings: Settings) -> bool:
     """True when the warehouse holds more than LARGE_SHOP_ORDER_LINES order lines."""
-    from shopflow.warehouse import connect
-
     if not settings.warehouse_path.exists():
         return False
     with connect(settings, read_only=True) as con:
-        if not _has_table(con, "marts", "fct_order_lines"):
+        if not table_exists(con, "marts", "fct_order_lines"):
             return False
         lines = con.execute("select count(*) from marts.fct_order_lines").fetchone()[0]
     return lines > LARGE_SHOP_ORDER_LINES

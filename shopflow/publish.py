@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,66 +34,105 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
+
+@dataclass(frozen=True)
+class ExportSchema:
+    """One table of the ``exports`` schema: its columns in order (name -> DuckDB type), the
+    columns that may be null (every other one is NOT NULL), its primary key, and for a
+    per-run-date table the order its rows are read and written in."""
+
+    columns: dict[str, str]
+    key: tuple[str, ...]
+    nullable: frozenset[str] = frozenset()
+    order_by: tuple[str, ...] = ()
+
+    @property
+    def column_names(self) -> list[str]:
+        return list(self.columns)
+
+    def ddl(self) -> str:
+        """The column and key definitions of ``create table exports.<table> (...)``."""
+        columns = [
+            f"{name} {dtype}" + ("" if name in self.nullable else " NOT NULL")
+            for name, dtype in self.columns.items()
+        ]
+        return ", ".join([*columns, f"PRIMARY KEY ({', '.join(self.key)})"])
+
+
+# The output contract (README, docs/design.md "Output contract"): changing a table here
+# changes the public API.
+EXPORT_SCHEMAS = {
+    "recommendations": ExportSchema(
+        columns={
+            "run_date": "DATE",
+            "customer_id": "VARCHAR",
+            "rank": "INTEGER",
+            "product_id": "VARCHAR",
+            "score": "DOUBLE",
+            "reason": "VARCHAR",
+            "model_version": "VARCHAR",
+        },
+        key=("run_date", "customer_id", "rank"),
+        order_by=("customer_id", "rank"),
+    ),
+    "demand_forecast": ExportSchema(
+        columns={
+            "run_date": "DATE",
+            "product_id": "VARCHAR",
+            "forecast_date": "DATE",
+            "horizon_days": "INTEGER",
+            "units_mean": "DOUBLE",
+            "units_p10": "DOUBLE",
+            "units_p50": "DOUBLE",
+            "units_p90": "DOUBLE",
+            "model_version": "VARCHAR",
+        },
+        key=("run_date", "product_id", "forecast_date"),
+        order_by=("product_id", "forecast_date"),
+    ),
+    "model_performance": ExportSchema(
+        columns={
+            "model_name": "VARCHAR",
+            "model_version": "VARCHAR",
+            "metric": "VARCHAR",
+            "segment": "VARCHAR",
+            "value": "DOUBLE",
+            "task": "VARCHAR",
+            "holdout_start": "DATE",
+            "status": "VARCHAR",
+        },
+        key=("model_name", "model_version", "metric", "segment"),
+        nullable=frozenset({"value", "holdout_start", "status"}),
+    ),
+    "model_registry": ExportSchema(
+        columns={
+            "model_name": "VARCHAR",
+            "version": "VARCHAR",
+            "status": "VARCHAR",
+            "cutoff_date": "DATE",
+            "sha256": "VARCHAR",
+            "created_by": "VARCHAR",
+            "created_at": "TIMESTAMP",
+            "status_reason": "VARCHAR",
+            "code_version": "VARCHAR",
+        },
+        key=("model_name", "version"),
+        nullable=frozenset({"status_reason", "code_version"}),
+    ),
+}
+# Tables with one set of rows per run date, from the predictions schema of the warehouse; the
+# others are rebuilt whole from the registry.
 EXPORT_TABLES = ("recommendations", "demand_forecast")
-EXPORT_DDL = {
-    "recommendations": """
-        run_date DATE NOT NULL,
-        customer_id VARCHAR NOT NULL,
-        rank INTEGER NOT NULL,
-        product_id VARCHAR NOT NULL,
-        score DOUBLE NOT NULL,
-        reason VARCHAR NOT NULL,
-        model_version VARCHAR NOT NULL,
-        PRIMARY KEY (run_date, customer_id, rank)
-    """,
-    "demand_forecast": """
-        run_date DATE NOT NULL,
-        product_id VARCHAR NOT NULL,
-        forecast_date DATE NOT NULL,
-        horizon_days INTEGER NOT NULL,
-        units_mean DOUBLE NOT NULL,
-        units_p10 DOUBLE NOT NULL,
-        units_p50 DOUBLE NOT NULL,
-        units_p90 DOUBLE NOT NULL,
-        model_version VARCHAR NOT NULL,
-        PRIMARY KEY (run_date, product_id, forecast_date)
-    """,
-    "model_performance": """
-        model_name VARCHAR NOT NULL,
-        model_version VARCHAR NOT NULL,
-        metric VARCHAR NOT NULL,
-        segment VARCHAR NOT NULL,
-        value DOUBLE,
-        task VARCHAR NOT NULL,
-        holdout_start DATE,
-        status VARCHAR,
-        PRIMARY KEY (model_name, model_version, metric, segment)
-    """,
-    "model_registry": """
-        model_name VARCHAR NOT NULL,
-        version VARCHAR NOT NULL,
-        status VARCHAR NOT NULL,
-        cutoff_date DATE NOT NULL,
-        sha256 VARCHAR NOT NULL,
-        created_by VARCHAR NOT NULL,
-        created_at TIMESTAMP NOT NULL,
-        status_reason VARCHAR,
-        code_version VARCHAR,
-        PRIMARY KEY (model_name, version)
-    """,
-}
-ORDER_BY = {
-    "recommendations": ["customer_id", "rank"],
-    "demand_forecast": ["product_id", "forecast_date"],
-}
 
 
 def read_predictions(settings: Settings, run_date: dt.date) -> dict[str, pd.DataFrame]:
+    """The run date's rows of each per-run-date table in the warehouse's ``predictions``
+    schema, in the table's published order."""
     with connect(settings, read_only=True) as con:
         return {
             table: con.execute(
                 f"select * from predictions.{table} where run_date = ? "
-                f"order by {', '.join(ORDER_BY[table])}",
+                f"order by {', '.join(EXPORT_SCHEMAS[table].order_by)}",
                 [run_date],
             ).df()
             for table in EXPORT_TABLES
@@ -137,18 +177,9 @@ def performance_rows(settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame]:
                         "status": version.status if candidate == "model" else "baseline",
                     }
                 )
-    perf_columns = [
-        line.split()[0]
-        for line in EXPORT_DDL["model_performance"].strip().splitlines()
-        if not line.strip().startswith("PRIMARY")
-    ]
-    reg_columns = [
-        line.split()[0]
-        for line in EXPORT_DDL["model_registry"].strip().splitlines()
-        if not line.strip().startswith("PRIMARY")
-    ]
-    return pd.DataFrame(perf, columns=perf_columns), pd.DataFrame(
-        registry_rows, columns=reg_columns
+    return (
+        pd.DataFrame(perf, columns=EXPORT_SCHEMAS["model_performance"].column_names),
+        pd.DataFrame(registry_rows, columns=EXPORT_SCHEMAS["model_registry"].column_names),
     )
 
 
@@ -194,8 +225,8 @@ def stage_published_db(
     con = duckdb.connect(str(staged))
     try:
         con.execute("create schema if not exists exports")
-        for table, ddl in EXPORT_DDL.items():
-            con.execute(f"create table if not exists exports.{table} ({ddl})")
+        for table, schema in EXPORT_SCHEMAS.items():
+            con.execute(f"create table if not exists exports.{table} ({schema.ddl()})")
         con.execute("begin transaction")
         for table in EXPORT_TABLES:
             columns = list(tables[table].columns)
@@ -258,7 +289,7 @@ def publish(settings: Settings, run_date: dt.date) -> dict:
 def _replace_registry_tables(con, perf: pd.DataFrame, registry_rows: pd.DataFrame) -> None:
     """Rebuild the registry-derived tables whole (they are small), in the caller's transaction."""
     for table, frame in (("model_performance", perf), ("model_registry", registry_rows)):
-        con.execute(f"create table if not exists exports.{table} ({EXPORT_DDL[table]})")
+        con.execute(f"create table if not exists exports.{table} ({EXPORT_SCHEMAS[table].ddl()})")
         con.execute(f"delete from exports.{table}")
         con.register("incoming", frame)
         con.execute(f"insert into exports.{table} select * from incoming")

@@ -129,6 +129,7 @@ def features_built_as_of(
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    """True when ``schema.table`` exists (a table or a view) in the connected database."""
     row = con.execute(
         "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
         [schema, table],

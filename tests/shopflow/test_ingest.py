@@ -8,9 +8,16 @@ import duckdb
 import pandas as pd
 import pytest
 
-from shopflow import ingest, landing
+from shopflow import landing
 from shopflow.generator import ShopSpec, generate_shop
-from shopflow.ingest import LandingFormatError, ingest_landing, partition_groups, read_partition
+from shopflow.ingest import (
+    LandingFormatError,
+    ingest_landing,
+    load,
+    partition_groups,
+    read_partition,
+    reading,
+)
 from shopflow.landing import CONTRACT, Partition, list_partitions, write_partition
 from shopflow.quality import QualityGateError
 from tests.conftest import make_settings
@@ -40,12 +47,17 @@ def test_ingest_loads_partitions_up_to_the_run_date_only(settings):
     generate_shop(SPEC, settings.landing_dir)
     run_date = SPEC.start + dt.timedelta(days=9)
     result = ingest_landing(settings, run_date)
-    counts = _raw_counts(settings)["rows"]
+    loaded = _raw_counts(settings)
+    counts = loaded["rows"]
     assert max(counts) == run_date
     assert min(counts) == SPEC.start
     expected = sum(len(_lines(settings, SPEC.start + dt.timedelta(days=i))) for i in range(10))
     assert sum(counts.values()) == expected
     assert result.rows["order_lines"] == expected
+    # the manifest records exactly the partitions loaded
+    assert [day for entity, day, _ in loaded["manifest"] if entity == "order_lines"] == sorted(
+        counts
+    )
 
 
 def test_rerun_without_changes_loads_nothing(settings):
@@ -61,12 +73,23 @@ def test_rerun_without_changes_loads_nothing(settings):
 def test_changed_partition_is_replaced_not_appended(settings):
     generate_shop(SPEC, settings.landing_dir)
     ingest_landing(settings, SPEC.end)
+    before = _raw_counts(settings)["manifest"]
     day = SPEC.start + dt.timedelta(days=5)
     frame = _lines(settings, day)
     write_partition(frame.head(3), settings.landing_dir, "order_lines", day)
     result = ingest_landing(settings, SPEC.end)
     assert result.partitions == {"order_lines": [day.isoformat()]}
-    assert _raw_counts(settings)["rows"][day] == 3
+    after = _raw_counts(settings)
+    assert after["rows"][day] == 3
+    # only the replaced partition has a new fingerprint
+    refingerprinted = [
+        (entity, partition_date)
+        for (entity, partition_date, new), (_, _, old) in zip(
+            after["manifest"], before, strict=True
+        )
+        if new != old
+    ]
+    assert refingerprinted == [("order_lines", day)]
 
 
 def test_blocking_quality_failure_changes_nothing(settings):
@@ -204,7 +227,7 @@ def test_a_history_read_in_groups_loads_what_one_group_loads(settings, tmp_path,
     grouped_home = make_settings(tmp_path / "grouped")
     grouped_home.ensure_dirs()
     shutil.copytree(settings.landing_dir, grouped_home.landing_dir, dirs_exist_ok=True)
-    monkeypatch.setattr(ingest, "INGEST_BATCH_ROWS", 10)
+    monkeypatch.setattr(load, "INGEST_BATCH_ROWS", 10)
 
     grouped = ingest_landing(grouped_home, SPEC.end)
 
@@ -223,7 +246,7 @@ def test_a_block_in_a_later_group_leaves_the_warehouse_unchanged(settings, monke
     frame = _lines(settings, bad_day)
     frame["quantity"] = 0
     write_partition(frame, settings.landing_dir, "order_lines", bad_day)
-    monkeypatch.setattr(ingest, "INGEST_BATCH_ROWS", 10)
+    monkeypatch.setattr(load, "INGEST_BATCH_ROWS", 10)
 
     with pytest.raises(QualityGateError) as failure:
         ingest_landing(settings, SPEC.end)
@@ -244,7 +267,7 @@ def test_a_failure_while_writing_leaves_the_warehouse_unchanged(settings, monkey
     def fail(*args):
         raise OSError("disk full")
 
-    monkeypatch.setattr(ingest, "_record_file_stats", fail)  # the transaction's last write
+    monkeypatch.setattr(load, "record_file_stats", fail)  # the transaction's last write
     with pytest.raises(OSError, match="disk full"):
         ingest_landing(settings, SPEC.end)
 
@@ -262,7 +285,7 @@ def _volume_gate(settings, max_rows: int, monkeypatch) -> tuple[list, list]:
     lines = _lines(settings, day)
     spike = pd.concat([lines.assign(order_id=lines["order_id"] + f"-{n}") for n in range(15)])
     write_partition(spike, settings.landing_dir, "order_lines", day)
-    monkeypatch.setattr(ingest, "INGEST_BATCH_ROWS", max_rows)
+    monkeypatch.setattr(load, "INGEST_BATCH_ROWS", max_rows)
     partitions = list_partitions(settings.landing_dir, "order_lines", VOLUME_SPEC.end)
     groups = [(g[0].partition_date, g[-1].partition_date) for g in partition_groups(partitions)]
     with pytest.raises(QualityGateError) as failure:
@@ -361,7 +384,7 @@ def test_reading_in_chunks_keeps_the_dtypes_of_one_read(settings, monkeypatch):
     write_partition(rows, settings.landing_dir, "order_lines", SPEC.start)
     partition = list_partitions(settings.landing_dir, "order_lines", SPEC.start)[0]
     whole = read_partition(partition, settings)
-    monkeypatch.setattr(ingest, "_FETCH_VECTORS", 1)
+    monkeypatch.setattr(reading, "_FETCH_VECTORS", 1)
 
     chunked = read_partition(partition, settings)
 

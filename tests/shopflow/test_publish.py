@@ -128,3 +128,56 @@ def test_nothing_to_publish_is_an_error_naming_the_table(settings):
         RuntimeError, match="predictions.demand_forecast has no rows for 2025-03-01"
     ):
         publish.publish(settings, DAY)
+
+
+# The output contract as the README states it: (column, type, nullable) in order, and the key.
+CONTRACT = {
+    "recommendations": (
+        "run_date DATE, customer_id VARCHAR, rank INTEGER, product_id VARCHAR, score DOUBLE, "
+        "reason VARCHAR, model_version VARCHAR",
+        ["run_date", "customer_id", "rank"],
+    ),
+    "demand_forecast": (
+        "run_date DATE, product_id VARCHAR, forecast_date DATE, horizon_days INTEGER, "
+        "units_mean DOUBLE, units_p10 DOUBLE, units_p50 DOUBLE, units_p90 DOUBLE, "
+        "model_version VARCHAR",
+        ["run_date", "product_id", "forecast_date"],
+    ),
+    "model_performance": (
+        "model_name VARCHAR, model_version VARCHAR, metric VARCHAR, segment VARCHAR, "
+        "value DOUBLE null, task VARCHAR, holdout_start DATE null, status VARCHAR null",
+        ["model_name", "model_version", "metric", "segment"],
+    ),
+    "model_registry": (
+        "model_name VARCHAR, version VARCHAR, status VARCHAR, cutoff_date DATE, sha256 VARCHAR, "
+        "created_by VARCHAR, created_at TIMESTAMP, status_reason VARCHAR null, "
+        "code_version VARCHAR null",
+        ["model_name", "version"],
+    ),
+}
+
+
+def test_published_tables_have_the_output_contract(settings):
+    _predict(settings, DAY)
+    publish.publish(settings, DAY)
+
+    columns = _published(
+        settings,
+        "select table_name, column_name, data_type, is_nullable from information_schema.columns "
+        "where table_schema = 'exports' order by table_name, ordinal_position",
+    )
+    keys = _published(
+        settings,
+        "select table_name, constraint_column_names from duckdb_constraints() "
+        "where schema_name = 'exports' and constraint_type = 'PRIMARY KEY'",
+    )
+    published = {
+        table: ", ".join(
+            f"{name} {dtype}" + (" null" if nullable == "YES" else "")
+            for t, name, dtype, nullable in columns
+            if t == table
+        )
+        for table in {row[0] for row in columns}
+    }
+    assert published == {table: spec for table, (spec, _) in CONTRACT.items()}
+    assert dict(keys) == {table: key for table, (_, key) in CONTRACT.items()}

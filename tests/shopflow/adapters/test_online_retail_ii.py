@@ -27,9 +27,9 @@ from shopflow.adapters.online_retail_ii import (
     non_product_code_sql,
 )
 from shopflow.landing import CONTRACT
+from tests.conftest import REPO_ROOT, SHARED_DATA
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-REAL_FILE = REPO_ROOT.parent / "shared/data/online_retail_ii/online_retail_ii_2009_2010.parquet"
+REAL_FILE = SHARED_DATA / "online_retail_ii_2009_2010.parquet"
 SOURCE = "online-retail-ii"
 COLUMNS = [
     "Invoice",
@@ -167,6 +167,9 @@ def test_adapted_shop_rejects_non_contract_columns() -> None:
 
 
 def test_package_import_does_not_import_pandas() -> None:
+    # A subprocess because only a fresh interpreter shows what `import shopflow.adapters`
+    # pulls in: this process has pandas imported already (by this module), and an extension
+    # module cannot be unloaded to check in-process.
     code = "import sys, shopflow.adapters; assert 'pandas' not in sys.modules, 'pandas imported'"
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO_ROOT, env=env)
@@ -437,7 +440,7 @@ from utc
 
 
 @pytest.mark.realdata
-def test_real_file_counts_match_duckdb(tmp_path: Path) -> None:
+def test_real_file_counts_match_duckdb(tmp_path: Path, record_property) -> None:
     if not REAL_FILE.is_file():
         pytest.skip(f"real data not present: {REAL_FILE}")
     con = duckdb.connect()
@@ -448,8 +451,9 @@ def test_real_file_counts_match_duckdb(tmp_path: Path) -> None:
     landing = tmp_path / "landing"
     started = time.perf_counter()
     result = load_source(SOURCE, REAL_FILE, landing)
+    # Reported, not asserted: a wall-clock limit depends on the machine and its load.
     seconds = time.perf_counter() - started
-    assert seconds < 30, f"load_source took {seconds:.1f} s"
+    record_property("load_source_seconds", round(seconds, 1))
 
     report_keys = [
         "rows_read",

@@ -1,0 +1,293 @@
+"""The quality gate over read partitions: row-level suites, quarantine, volume rules.
+
+Layers 2 and 3 of the gate (layer 1 is reading, :mod:`shopflow.ingest.reading`;
+docs/runbooks/quality_gate.md has the table of outcomes):
+
+2. Suite ``landing_<entity>`` checks every row. Rows breaking a *quarantine* rule (missing
+   keys, zero quantity, negative price, unknown currency, a timestamp outside the partition's
+   date, a later copy of a line) go to ``quality.quarantine`` (file, line, rule, run date,
+   the row as JSON); the rest of the partition is loaded.
+3. Suite ``landing_partitions`` checks every partition: it blocks when more than 5% of its
+   rows are quarantined (more than 1 row under 20 rows: a few bad lines among thousands are
+   routine, a larger share means the export itself is broken and loading the rest would
+   publish a skewed day), and when its row count is 10x or more, or 10% or less, of the
+   trailing 28-day average (order lines; needs 7 partitions of history and 20 rows per
+   partition on average, so a new shop's first week and a very small shop are not
+   volume-checked). On-call accepts a real spike or drop by dropping an
+   empty ``_volume_ok`` file into the partition folder and rerunning.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import TYPE_CHECKING
+
+from shopflow.ingest.tables import MANIFEST_TABLE, QUARANTINE_COLUMNS
+from shopflow.landing import CONTRACT, Partition
+from shopflow.quality import validate_frame
+
+if TYPE_CHECKING:  # pragma: no cover
+    import duckdb
+    import pandas as pd
+
+    from shopflow.quality import QualityReport
+    from shopflow.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# The key that makes a row unique within a partition; later copies are quarantined.
+KEY_COLUMNS = {
+    "order_lines": ("order_id", "line_number"),
+    "products": ("product_id",),
+    "customers": ("customer_id",),
+}
+VOLUME_WINDOW_DAYS = 28
+VOLUME_MIN_HISTORY = 7  # partitions in the window; fewer and volume is not checked
+# Below this many rows per partition on average a shop is so small that one large order is a
+# "10x spike" and a quiet day a "90% drop" (Poisson noise): volume is not checked.
+VOLUME_MIN_AVERAGE_ROWS = 20
+VOLUME_OK_MARKER = "_volume_ok"  # on-call's "this spike or drop is real" for one partition
+
+
+def prepare_for_validation(frame: pd.DataFrame, entity: str) -> pd.DataFrame:
+    """The contract columns plus the derived columns the landing suites check (same index).
+
+    ``key_occurrence`` numbers the rows sharing a key within a partition in file and line order
+    (1 = first); ``ordered_date`` / ``partition_date`` (order lines) are ISO dates, so a failed
+    rule shows readable examples.
+    """
+    out = frame[list(CONTRACT[entity])]  # copy-on-write: adding columns leaves frame as is
+    if entity == "order_lines":
+        out["ordered_date"] = frame["ordered_at"].dt.strftime("%Y-%m-%d")
+        days = {day: day.isoformat() for day in frame["_partition_date"].unique()}
+        out["partition_date"] = frame["_partition_date"].map(days.__getitem__)
+    keys = list(KEY_COLUMNS[entity])
+    complete = frame[keys].notna().all(axis=1)
+    occurrence = frame[complete].groupby(["_partition_date", *keys], sort=False).cumcount() + 1
+    out["key_occurrence"] = occurrence.reindex(frame.index).astype("float64")
+    return out
+
+
+def _partition_label(entity: str, day: dt.date, files: list[str]) -> str:
+    return f"landing/{entity}/{day} ({', '.join(sorted(files))})"
+
+
+def validate_entity(
+    frame: pd.DataFrame,
+    entity: str,
+    partitions: list[Partition],
+    settings: Settings,
+    run_name,
+    *,
+    name_partitions: bool | None = None,
+) -> list[QualityReport]:
+    """Validate an entity's new partitions in one pass with its row-level suite.
+
+    Rows breaking a quarantine rule are listed in the report (not blocking). On a blocking
+    failure each partition is validated on its own so the report names the partition (and
+    file) that broke the rule; ``name_partitions`` (default: more than one partition) says
+    whether to, so that a group of a larger batch names its partitions as the batch would.
+    """
+    suite = f"landing_{entity}"
+    prepared = prepare_for_validation(frame, entity)
+    days = sorted(p.partition_date for p in partitions)
+    span = days[0].isoformat() if len(days) == 1 else f"{days[0]}..{days[-1]}"
+    report = validate_frame(
+        prepared, suite, batch=f"landing/{entity}/{span}", settings=settings, run_name=run_name
+    )
+    if name_partitions is None:
+        name_partitions = len(partitions) > 1
+    if not report.blocked or not name_partitions:
+        return [report]
+    reports = []
+    for day, part in frame.groupby("_partition_date", sort=True):
+        files = list(part["_source_file"].unique())
+        reports.append(
+            validate_frame(
+                prepared.loc[part.index],
+                suite,
+                batch=_partition_label(entity, day, files),
+                settings=settings,
+                run_name=run_name,
+            )
+        )
+    return [r for r in reports if r.blocked] or [report]
+
+
+def _trailing_average(history: dict[dt.date, int], day: dt.date) -> tuple[float | None, int]:
+    """Mean rows per partition over the partitions dated in the 28 days before ``day``, and
+    how many there were; None with fewer than VOLUME_MIN_HISTORY (a new shop's first week) or
+    a mean under VOLUME_MIN_AVERAGE_ROWS (a very small shop)."""
+    window = [
+        rows
+        for other, rows in history.items()
+        if day - dt.timedelta(days=VOLUME_WINDOW_DAYS) <= other < day
+    ]
+    if len(window) < VOLUME_MIN_HISTORY or sum(window) < VOLUME_MIN_AVERAGE_ROWS * len(window):
+        return None, len(window)
+    return sum(window) / len(window), len(window)
+
+
+def volume_history(con: duckdb.DuckDBPyConnection, entity: str) -> dict[dt.date, int]:
+    """Rows per partition already loaded (the manifest), the start of the volume history."""
+    return {
+        day: int(rows)
+        for day, rows in con.execute(
+            f"select partition_date, row_count from {MANIFEST_TABLE} where entity = ?",
+            [entity],
+        ).fetchall()
+    }
+
+
+def partition_summary(
+    con: duckdb.DuckDBPyConnection,
+    entity: str,
+    frame: pd.DataFrame,
+    quarantined: set,
+    partitions: list[Partition],
+    extra_columns: dict[str, list[str]],
+    history: dict[dt.date, int] | None = None,
+) -> pd.DataFrame:
+    """One row per partition of the batch: what suite ``landing_partitions`` checks.
+
+    Volume history is the row count of every partition already loaded (the manifest) plus the
+    kept rows of this batch's earlier partitions, so a backfill of many days is checked day by
+    day against the days before it. A batch validated in groups passes the same ``history``
+    (from :func:`volume_history`) to each group in date order; it is updated in place with
+    the group's partitions.
+    """
+    import pandas as pd
+
+    if history is None:
+        history = volume_history(con, entity)
+    is_quarantined = frame.index.isin(list(quarantined))
+    received = frame.groupby("_partition_date").size()
+    set_aside = frame[is_quarantined].groupby("_partition_date").size()
+    records = []
+    for partition in sorted(partitions, key=lambda p: p.partition_date):
+        day = partition.partition_date
+        rows = int(received.get(day, 0))
+        bad = int(set_aside.get(day, 0))
+        # from the partition, not the frame: a header-only file has no rows to name it
+        labels = [f"landing/{entity}/{day}/{file.name}" for file in partition.files]
+        extra = sorted({c for label in labels for c in extra_columns.get(label, [])})
+        average, history_partitions = _trailing_average(history, day)
+        accepted = (partition.path / VOLUME_OK_MARKER).exists()
+        ratio = None
+        if entity == "order_lines" and average is not None and not accepted:
+            ratio = round(rows / average, 2)
+        history[day] = rows - bad  # what this partition will hold once loaded
+        records.append(
+            {
+                "entity": entity,
+                "partition_date": day.isoformat(),
+                "files": ", ".join(labels),
+                "rows": rows,
+                "quarantined_rows": bad,
+                "quarantined_share": round(bad / rows, 4) if rows else 0.0,
+                "history_partitions": history_partitions,
+                "trailing_avg_rows": None if average is None else round(average, 1),
+                "volume_ratio": ratio,
+                "volume_accepted": accepted,
+                "extra_columns": ", ".join(extra) or None,
+            }
+        )
+    summary = pd.DataFrame.from_records(records)
+    for column in ("trailing_avg_rows", "volume_ratio"):
+        summary[column] = summary[column].astype("float64")
+    return summary.astype({"extra_columns": "object"})
+
+
+def validate_partitions(
+    summary: pd.DataFrame, entity: str, settings: Settings, run_name: str
+) -> list[QualityReport]:
+    """Suite ``landing_partitions`` over the batch; on a blocking failure, once more per
+    failing partition so that the report names it."""
+    days = list(summary["partition_date"])
+    span = days[0] if len(days) == 1 else f"{days[0]}..{days[-1]}"
+    report = validate_frame(
+        summary,
+        "landing_partitions",
+        batch=f"landing/{entity}/{span} partitions",
+        settings=settings,
+        run_name=run_name,
+    )
+    if not report.blocked or len(summary) == 1:
+        if len(summary) == 1 and report.blocked:
+            row = summary.iloc[0]
+            report = validate_frame(
+                summary,
+                "landing_partitions",
+                batch=f"landing/{entity}/{row['partition_date']} ({row['files']})",
+                settings=settings,
+                run_name=run_name,
+            )
+        return [report]
+    reports = []
+    for position in range(len(summary)):
+        row = summary.iloc[[position]]
+        single = validate_frame(
+            row,
+            "landing_partitions",
+            batch=f"landing/{entity}/{row['partition_date'].iloc[0]} ({row['files'].iloc[0]})",
+            settings=settings,
+            run_name=run_name,
+        )
+        if single.blocked:
+            reports.append(single)
+    return reports or [report]
+
+
+def quarantine_frame(
+    frame: pd.DataFrame, entity: str, reports: list[QualityReport], run_date: dt.date
+) -> pd.DataFrame:
+    """One row per (quarantined line, rule it broke): file, line, rule, run date, the line as
+    JSON. ``batch_id`` is filled in when the batch is written."""
+    import pandas as pd
+
+    records = []
+    columns = list(CONTRACT[entity])
+    for report in reports:
+        for failure in report.quarantined:
+            if not failure.row_indexes:
+                continue
+            rows = frame.loc[list(failure.row_indexes)]
+            as_json = rows[columns].to_json(orient="records", lines=True, date_format="iso")
+            for (_, row), line_json in zip(rows.iterrows(), as_json.splitlines(), strict=True):
+                records.append(
+                    {
+                        "entity": entity,
+                        "partition_date": row["_partition_date"],
+                        "source_file": row["_source_file"],
+                        "source_line": int(row["_source_line"]),
+                        "rule": failure.rule,
+                        "description": failure.description,
+                        "row_json": line_json,
+                        "run_date": run_date,
+                    }
+                )
+    result = pd.DataFrame.from_records(records, columns=[*QUARANTINE_COLUMNS])
+    return result.drop_duplicates(["source_file", "source_line", "rule"])
+
+
+def log_partitions(summary: pd.DataFrame) -> None:
+    """One log line per partition that quarantined rows or has an unusual volume."""
+    for row in summary.itertuples(index=False):
+        ratio = row.volume_ratio
+        unusual = ratio == ratio and not 0.2 <= ratio <= 5  # NaN != NaN: not checked
+        if row.quarantined_rows or unusual:
+            volume = (
+                "volume not checked"
+                if ratio != ratio
+                else f"trailing 28-day average {row.trailing_avg_rows} rows (ratio {ratio})"
+            )
+            log.warning(
+                "landing/%s/%s: rows received %d, quarantined %d (%.1f%%), %s",
+                row.entity,
+                row.partition_date,
+                row.rows,
+                row.quarantined_rows,
+                100 * row.quarantined_share,
+                volume,
+            )
