@@ -11,6 +11,7 @@ Everything else receives a :class:`Settings` instance. All state lives under
       models/                                           model registry (artifacts + registry.duckdb)
       quality/                                          validation results and Data Docs
       airflow/                                          AIRFLOW_HOME (SQLite metadata db, logs)
+      airflow/services/                                 pid file + log per Airflow service
 """
 
 from __future__ import annotations
@@ -44,6 +45,11 @@ class Settings:
     active_product_days: int = 90
     duckdb_memory_limit: str = "4GB"
     duckdb_threads: int = 2
+    # the local Airflow deployment (`shopflow up`): its API server / UI port and admin password
+    airflow_port: int = 8080
+    airflow_admin_password: str | None = None
+    # longest wait for one DAG run (or backfill) started by `shopflow run|retrain|backfill`
+    run_timeout_minutes: int = 180
     known_currencies: tuple[str, ...] = field(
         default=("EUR", "GBP", "USD", "CHF", "SEK", "DKK", "NOK", "PLN", "CZK", "JPY", "AUD", "CAD")
     )
@@ -84,6 +90,22 @@ class Settings:
     @property
     def airflow_home(self) -> Path:
         return self.home / "airflow"
+
+    @property
+    def airflow_services_dir(self) -> Path:
+        """Pid files, one log per service and the admin password of `shopflow up`."""
+        return self.airflow_home / "services"
+
+    @property
+    def airflow_url(self) -> str:
+        """Base URL of the local API server (UI, REST API, execution API)."""
+        return f"http://localhost:{self.airflow_port}"
+
+    @property
+    def airflow_log_server_ports(self) -> tuple[int, int]:
+        """Ports of the task and triggerer log servers: next to the API server's, so that
+        two deployments on one machine (another SHOPFLOW_HOME and port) never share one."""
+        return self.airflow_port + 1, self.airflow_port + 2
 
     @property
     def tmp_dir(self) -> Path:
@@ -136,4 +158,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         active_product_days=_env_int(env, "SHOPFLOW_ACTIVE_PRODUCT_DAYS", 90),
         duckdb_memory_limit=env.get("SHOPFLOW_DUCKDB_MEMORY_LIMIT") or "4GB",
         duckdb_threads=_env_int(env, "SHOPFLOW_DUCKDB_THREADS", 2),
+        airflow_port=_env_int(env, "SHOPFLOW_AIRFLOW_PORT", 8080),
+        airflow_admin_password=env.get("SHOPFLOW_AIRFLOW_ADMIN_PASSWORD") or None,
+        run_timeout_minutes=_env_int(env, "SHOPFLOW_RUN_TIMEOUT_MINUTES", 180),
     )

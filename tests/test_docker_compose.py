@@ -18,7 +18,7 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 
 # the pool the Airflow runner creates with one slot (`pools set <pool> 1`)
-from shopflow.airflow_runner import WAREHOUSE_POOL
+from shopflow.warehouse import WAREHOUSE_POOL
 from tests.dags.airflow_probe import airflow_probe
 
 ROOT = Path(__file__).resolve().parents[1]

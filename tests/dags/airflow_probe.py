@@ -54,7 +54,7 @@ SCHEDULED_RUNS = 8
 @functools.cache
 def airflow_probe() -> dict:
     """What Airflow sees in dags/ (see the module docstring); one subprocess per session."""
-    from shopflow.airflow_runner import airflow_env
+    from shopflow.deploy.env import airflow_env
     from shopflow.settings import load_settings
 
     with tempfile.TemporaryDirectory(prefix="shopflow-dag-probe-") as home:
@@ -117,6 +117,8 @@ def _task(task) -> dict:
         "retries": task.retries,
         "trigger_rule": str(getattr(task.trigger_rule, "value", task.trigger_rule)),
         "mapped": type(task).__name__.endswith("MappedOperator"),
+        # a sensor waits (deferred, on the triggerer) and touches no DuckDB file
+        "sensor": any(cls.__name__ == "BaseSensorOperator" for cls in type(task).__mro__),
         "outlets": sorted(getattr(outlet, "uri", str(outlet)) for outlet in task.outlets),
     }
 

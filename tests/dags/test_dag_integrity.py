@@ -106,24 +106,26 @@ def test_every_dag_is_documented(probe):
 
 def test_one_writer_per_duckdb_file_one_run_and_one_warehouse_slot_at_a_time(probe):
     # README "One writer per DuckDB file": max_active_runs=1 and the one-slot pool, every task
+    # but a sensor (it only waits for files, and must not hold the slot while it waits)
     for dag_id, dag in probe["dags"].items():
         assert dag["max_active_runs"] == 1, dag_id
         elsewhere = {
             task_id: (task["pool"], task["pool_slots"])
             for task_id, task in dag["tasks"].items()
-            if (task["pool"], task["pool_slots"]) != (WAREHOUSE_POOL, 1)
+            if (task["pool"], task["pool_slots"]) != (WAREHOUSE_POOL, 1) and not task["sensor"]
         }
         assert elsewhere == {}, dag_id
 
 
 def test_infrastructure_errors_are_retried(probe):
     # data errors fail at once (AirflowFailException); a lock timeout or a killed process is
-    # retried. Only a mapped report task, which reads an XCom and touches nothing, may not.
+    # retried. Only a mapped report task, which reads an XCom and touches nothing, and a
+    # sensor, whose wait is bounded by its own timeout, may not.
     for dag_id, dag in probe["dags"].items():
         never_retried = [
             task_id
             for task_id, task in dag["tasks"].items()
-            if task["retries"] < 1 and not task["mapped"]
+            if task["retries"] < 1 and not task["mapped"] and not task["sensor"]
         ]
         assert never_retried == [], dag_id
 
@@ -140,14 +142,20 @@ def nightly(probe) -> dict[str, dict]:
     return _tasks(probe, "shopflow_nightly")
 
 
-def test_nightly_ingests_landing_data_before_anything_else(nightly):
-    assert nightly[INGEST]["upstream"] == []
-    assert descendants(nightly, INGEST) == set(nightly) - {INGEST}
+def _sensors(dag: dict) -> set[str]:
+    return {task_id for task_id, task in dag.items() if task["sensor"]}
+
+
+def test_nightly_waits_for_its_data_then_ingests_before_anything_else(nightly):
+    waits = _sensors(nightly)
+    assert waits, "the nightly waits for the date's landing data"
+    assert ancestors(nightly, INGEST) == waits
+    assert descendants(nightly, INGEST) == set(nightly) - {INGEST} - waits
 
 
 def test_nightly_reads_the_warehouse_only_after_the_build(nightly):
-    # every task but ingest (which loads raw) reads what dbt builds
-    assert descendants(nightly, BUILD) == set(nightly) - {INGEST, BUILD}
+    # every task but the wait and ingest (which loads raw) reads what dbt builds
+    assert descendants(nightly, BUILD) == set(nightly) - {INGEST, BUILD} - _sensors(nightly)
 
 
 def test_nightly_a_failed_dbt_model_or_test_stops_the_marts_gate(nightly):
