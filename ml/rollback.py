@@ -43,6 +43,10 @@ class PostPublishCheckError(RuntimeError):
     """A newly promoted champion failed the post-publish checks (and was rolled back)."""
 
 
+class NothingToCheck(RuntimeError):  # noqa: N818 - an outcome, not an error
+    """An upstream failure left nothing to check: the task is skipped, not failed."""
+
+
 @dataclass(frozen=True)
 class PostPublishPolicy:
     """Thresholds of the post-publish checks (see the module docstring)."""
@@ -82,6 +86,8 @@ def previous_run_date(settings, run_date: dt.date) -> dt.date | None:
 
 
 def published_rows(settings, table: str, run_date: dt.date) -> pd.DataFrame:
+    if not settings.published_db_path.exists():  # a new home's first night: nothing yet
+        return pd.DataFrame({"model_version": pd.Series([], dtype="object")})
     con = _published(settings)
     try:
         return con.execute(f"select * from exports.{table} where run_date = ?", [run_date]).df()
@@ -328,13 +334,15 @@ def check_after_publish(
     """The ``check_published`` step of the nightly run: check new champions, roll back on failure.
 
     Raises :class:`PostPublishCheckError` after a rollback (or when one is impossible), with a
-    message that says what failed, what was done and where the runbook is.
+    message that says what failed, what was done and where the runbook is, and
+    :class:`NothingToCheck` when nothing was published because of an upstream failure that no
+    new champion caused (the failed task upstream is the one to look at).
     """
     changed = changed_models(settings, run_date)
     published = is_published(settings, run_date)
     if not changed:
         if not published:
-            raise PostPublishCheckError(
+            raise NothingToCheck(
                 f"nothing was published for {run_date} and no model changed: the failure is "
                 "upstream (see the first failed task); no rollback needed"
             )
@@ -343,7 +351,7 @@ def check_after_publish(
         results = run_checks(settings, run_date, list(changed), policy)
     else:
         if warehouse_as_of(settings) != run_date:
-            raise PostPublishCheckError(
+            raise NothingToCheck(
                 f"nothing was published for {run_date} and the warehouse was not built for it: "
                 "the failure is upstream of the models (see the first failed task); no rollback"
             )
@@ -354,7 +362,7 @@ def check_after_publish(
         name for name in changed if any(not r.passed for r in results if r.model_name == name)
     }
     if not published and not failed:
-        raise PostPublishCheckError(
+        raise NothingToCheck(
             f"nothing was published for {run_date}, but scoring with the new champion(s) "
             f"{sorted(changed)} worked: the failure is elsewhere (see the first failed task)"
         )

@@ -16,4 +16,13 @@ def default_args() -> dict:
         "retry_exponential_backoff": True,
         # one slot: tasks touching the warehouse DuckDB file never run concurrently
         "pool": WAREHOUSE_POOL,
+        # mails on-call when SHOPFLOW_ALERT_EMAILS is set (off by default)
+        "on_failure_callback": failure_notifier(),
     }
+
+
+def failure_notifier():
+    """The tasks' failure notifier (imports Airflow's SDK: call it from DAG files only)."""
+    from shopflow.oncall_notifier import FailureEmailNotifier
+
+    return FailureEmailNotifier()

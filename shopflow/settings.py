@@ -44,6 +44,10 @@ class Settings:
     active_product_days: int = 90
     duckdb_memory_limit: str = "4GB"
     duckdb_threads: int = 2
+    # where on-call opens the Airflow UI: links in failure messages (runbooks, Data Docs)
+    ui_base_url: str = "http://localhost:8080"
+    # comma-separated recipients of failure e-mails (SMTP connection `shopflow_smtp`); empty: off
+    alert_emails: tuple[str, ...] = ()
     known_currencies: tuple[str, ...] = field(
         default=("EUR", "GBP", "USD", "CHF", "SEK", "DKK", "NOK", "PLN", "CZK", "JPY", "AUD", "CAD")
     )
@@ -136,4 +140,12 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         active_product_days=_env_int(env, "SHOPFLOW_ACTIVE_PRODUCT_DAYS", 90),
         duckdb_memory_limit=env.get("SHOPFLOW_DUCKDB_MEMORY_LIMIT") or "4GB",
         duckdb_threads=_env_int(env, "SHOPFLOW_DUCKDB_THREADS", 2),
+        ui_base_url=(
+            env.get("SHOPFLOW_UI_URL")
+            or env.get("AIRFLOW__API__BASE_URL")
+            or "http://localhost:8080"
+        ).rstrip("/"),
+        alert_emails=tuple(
+            a.strip() for a in (env.get("SHOPFLOW_ALERT_EMAILS") or "").split(",") if a.strip()
+        ),
     )
