@@ -33,8 +33,6 @@ def airflow_env(settings: Settings) -> dict[str, str]:
         "SHOPFLOW_HOME": str(settings.home),
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(settings.dags_dir),
-        # the on-call plugin: runbooks and Data Docs served by the API server
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(settings.project_root / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",

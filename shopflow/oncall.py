@@ -10,7 +10,7 @@ what the on-call engineer needs at 3 a.m., as lines a browser can follow from th
     Data Docs index: http://localhost:8080/shopflow/data-docs/index.html
 
 The links point at the Airflow API server, which serves the runbooks and Data Docs through
-Shopflow's plugin (``plugins/shopflow_oncall.py``, app in :mod:`shopflow.oncall_app`) under
+Shopflow's plugin (:mod:`shopflow.oncall_plugin`, app in :mod:`shopflow.oncall_app`) under
 :data:`URL_PREFIX`; the base URL is the ``ui_base_url`` setting. The mapping from error type
 (and step) to runbook section is :data:`GUIDANCE`; a test checks every section exists.
 

@@ -1,6 +1,6 @@
 """The on-call pages the Airflow API server serves: runbooks and Data Docs.
 
-A small FastAPI app, mounted by Shopflow's Airflow plugin (``plugins/shopflow_oncall.py``) at
+A small FastAPI app, mounted by Shopflow's Airflow plugin (:mod:`shopflow.oncall_plugin`) at
 :data:`shopflow.oncall.URL_PREFIX`, so that the links in a failed task's log open in the
 browser that shows the log:
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 from fastapi import Depends, HTTPException
 from fastapi.testclient import TestClient
@@ -82,14 +80,15 @@ def test_guard_dependencies_apply_to_every_route(settings):
 
 
 def test_the_plugin_mounts_the_app_outside_airflows_reserved_prefixes():
+    from importlib.metadata import entry_points
+
     from airflow.api_fastapi.app import RESERVED_URL_PREFIXES
 
-    spec = importlib.util.spec_from_file_location(
-        "shopflow_oncall_plugin", PROJECT_ROOT / "plugins" / "shopflow_oncall.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    plugin = module.ShopflowOnCallPlugin
+    from shopflow.oncall_plugin import ShopflowOnCallPlugin as plugin
+
+    # installed as an entry point: every Airflow component of this installation loads it
+    (entry,) = [e for e in entry_points(group="airflow.plugins") if e.name == "shopflow_oncall"]
+    assert entry.load() is plugin
     (app,) = plugin.fastapi_apps
     assert app["url_prefix"] == oncall.URL_PREFIX
     assert not any(app["url_prefix"].startswith(p) for p in RESERVED_URL_PREFIXES)

@@ -1,9 +1,9 @@
 """Shopflow's Airflow plugin: runbooks and Data Docs served by the API server, linked in the UI.
 
-The embedded Airflow (``shopflow.airflow_runner.airflow_env``) and docker-compose.yml point
-``[core] plugins_folder`` here. The app itself is :mod:`shopflow.oncall_app`; every route
-requires a logged-in Airflow user (the UI's session cookie is enough, so links in a task log
-open in the same browser).
+Registered as the ``airflow.plugins`` entry point ``shopflow_oncall`` (pyproject.toml), so
+every installation of the package loads it, locally and in docker-compose. The app itself is
+:mod:`shopflow.oncall_app`; every route requires a logged-in Airflow user (the UI's session
+cookie is enough, so links in a task log open in the same browser).
 """
 
 from __future__ import annotations
