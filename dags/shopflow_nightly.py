@@ -2,12 +2,15 @@
 ### shopflow_nightly
 
 Turns one business date's landing data into the published **recommendations** and
-**demand forecasts**. Runs once per day for the date that just ended (logical date = business
-date); `shopflow run --date YYYY-MM-DD` runs it for any date, and a rerun replaces that
-date's outputs.
+**demand forecasts**. One run per business date D (UTC): run id `nightly__D` (or
+`scheduled__…` / `backfill__…`), logical date D 00:00, data interval D 00:00 → D+1 00:00 UTC.
+The scheduled run for D starts after D+1 00:00, when the day is over, and its first task
+waits for D's landing data. `shopflow run --date YYYY-MM-DD` runs it for any date, and a
+rerun replaces that date's outputs.
 
 | task | does | when it fails |
 | --- | --- | --- |
+| `wait_for_landing` | waits (deferred, on the triggerer) until D's `order_lines` partition is complete: `landing/order_lines/D/_SUCCESS` exists | no marker after 12 hours: the shop's data for D did not arrive; load it (`shopflow load`) and clear the run |
 | `ingest_landing` | validates new/changed landing partitions up to the date, loads them into `raw` | bad landing data: the log names file, column/rule and the Data Docs page. Nothing was loaded. Fix or replace the file, clear the task. |
 | `build_warehouse` | one `dbt build` of staging, marts, features (with dbt tests) | dbt could not run: see `$SHOPFLOW_HOME/dbt/logs/dbt.log` |
 | `dbt_model` (one per model) | reports that model's build and tests | the failed model or test, in plain words; fix the data or the model, clear the task |
@@ -19,25 +22,27 @@ date's outputs.
 | `check_published` | runs last, whatever happened upstream: when a model version changed since the previous published run, checks coverage, row counts, NaN share and shift (or, if nothing was published, whether scoring with the new champion failed) | the new champion was rolled back, the exports for the date rebuilt with the previous one; see docs/lifecycle.md, runbook "The model was rolled back last night" |
 
 Data errors fail at once (not retried); infrastructure errors are retried twice.
-Only one run at a time (`max_active_runs=1`) and every task runs in the one-slot
-`shopflow_warehouse` pool: DuckDB allows one writer per file.
+Only one run at a time (`max_active_runs=1`) and every task but the sensor runs in the
+one-slot `shopflow_warehouse` pool: DuckDB allows one writer per file.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, task
+from airflow.sdk import DAG, Asset, task
 
 from shopflow.orchestration import default_args
+from shopflow.sensors import LandingPartitionSensor
+from shopflow.timetables import BusinessDayTimetable
 
 RECOMMENDATIONS = Asset("shopflow://exports/recommendations")
 DEMAND_FORECAST = Asset("shopflow://exports/demand_forecast")
 
 with DAG(
     dag_id="shopflow_nightly",
-    # data interval [D 03:00, D+1 03:00) UTC: the run for business date D starts at 03:00 on D+1
-    schedule=CronDataIntervalTimetable("0 3 * * *", timezone="UTC"),
+    # data interval [D 00:00, D+1 00:00) UTC, logical date D: the run for D starts after D ends
+    schedule=BusinessDayTimetable(),
     start_date=dt.datetime(2000, 1, 1, tzinfo=dt.UTC),  # any business date can be backfilled
     catchup=False,
     max_active_runs=1,
@@ -45,6 +50,14 @@ with DAG(
     doc_md=__doc__,
     tags=["shopflow", "nightly"],
 ) as dag:
+    landing_ready = LandingPartitionSensor(
+        task_id="wait_for_landing",
+        # not the one-slot warehouse pool: the sensor never touches DuckDB, and a night
+        # waiting for its data must not keep the slot from retraining or a rollback
+        pool="default_pool",
+        retries=0,
+        doc_md="Wait (deferred) until the date's order_lines landing partition is complete.",
+    )
 
     @task(doc_md="Validate and load new or changed landing partitions up to the date.")
     def ingest_landing(ds: str | None = None) -> dict:
@@ -121,7 +134,7 @@ with DAG(
         return run_step("check_published", ds)
 
     built = build_warehouse()
-    ingest_landing() >> built
+    landing_ready >> ingest_landing() >> built
     models = dbt_model.expand(report=built) >> validate_marts() >> ensure_models()
     scores = [score_forecast(), score_recommendations()]
     models >> scores

@@ -22,14 +22,17 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import DAG, CronTriggerTimetable, task
+from airflow.sdk import DAG, task
 
 from shopflow.orchestration import default_args
+from shopflow.timetables import UpcomingCronTriggerTimetable
 
 with DAG(
     dag_id="shopflow_retrain",
-    # the run's date is the trigger day; the cutoff is the latest built date on or before it
-    schedule=CronTriggerTimetable("0 5 * * 0", timezone="UTC"),
+    # the run's date is the trigger day; the cutoff is the latest built date on or before it.
+    # Switched on, the first run is the upcoming Sunday's, never a past one (run id for
+    # `shopflow retrain --date D`: retrain__D)
+    schedule=UpcomingCronTriggerTimetable("0 5 * * 0"),
     start_date=dt.datetime(2000, 1, 1, tzinfo=dt.UTC),  # any date can be retrained for
     catchup=False,
     max_active_runs=1,

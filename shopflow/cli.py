@@ -2,11 +2,13 @@
 
 shopflow generate [--customers N] [--products N] [--days N] [--start DATE] [--seed S]
 shopflow load --source online-retail-ii PATH
-shopflow run --date YYYY-MM-DD            # shopflow_nightly through Airflow
+shopflow up | down | status               # the local Airflow services (UI, scheduler, ...)
+shopflow run --date YYYY-MM-DD            # shopflow_nightly through the scheduler
+shopflow backfill --start D1 --end D2 [--dag DAG]  # Airflow's backfill, oldest date first
 shopflow demo                             # what `make run` calls
 shopflow models list|show                 # the model registry
 shopflow models rollback MODEL [--to VERSION] | promote MODEL VERSION --reason TEXT
-shopflow retrain --date YYYY-MM-DD        # shopflow_retrain through Airflow
+shopflow retrain --date YYYY-MM-DD        # shopflow_retrain through the scheduler
 shopflow airflow ARGS...                  # the embedded Airflow CLI (e.g. `dags list`)
 shopflow backtest recommend [--date D]    # ranker vs baselines, last 28 days held out
 shopflow backtest forecast [--date D] [--origins N]  # forecaster vs baselines, rolling origin
@@ -85,8 +87,9 @@ def cmd_load(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_through_airflow(settings: Settings, dag_id: str, run_date: dt.date) -> float:
-    """Run ``dag_id`` for ``run_date`` through Airflow; returns seconds taken."""
-    from shopflow.airflow_runner import run_dag
+    """Run ``dag_id`` for ``run_date`` through the scheduler (services started when not up),
+    reporting its tasks as they go; returns seconds taken."""
+    from shopflow.deploy.runs import run_dag
 
     settings.ensure_dirs()
     started = time.perf_counter()
@@ -94,16 +97,75 @@ def run_through_airflow(settings: Settings, dag_id: str, run_date: dt.date) -> f
     return time.perf_counter() - started
 
 
+def _run_failed(exc: Exception) -> int:
+    print(f"FAILED: {exc}", file=sys.stderr)
+    return 1
+
+
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    from shopflow.airflow_runner import DagRunFailedError
+    from shopflow.deploy.runs import DagRunFailedError
+    from shopflow.deploy.services import ServiceError
 
     try:
         seconds = run_through_airflow(settings, "shopflow_nightly", args.date)
-    except DagRunFailedError as exc:
-        print(f"FAILED: {exc}", file=sys.stderr)
-        return 1
+    except (DagRunFailedError, ServiceError) as exc:
+        return _run_failed(exc)
     print(f"shopflow_nightly for {args.date} succeeded in {seconds:.1f} s")
     print_outputs(settings)
+    return 0
+
+
+def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
+    from shopflow.deploy.services import ServiceError, login_help, up
+
+    try:
+        up(settings)
+    except ServiceError as exc:
+        return _run_failed(exc)
+    print(login_help(settings))
+    print("Runs: shopflow run --date YYYY-MM-DD; stop everything: shopflow down")
+    return 0
+
+
+def cmd_down(args: argparse.Namespace, settings: Settings) -> int:
+    from shopflow.deploy.services import down
+
+    if not down(settings):
+        print("no Shopflow Airflow service was running")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    """Each service alive or dead, and the URL; exit code 1 unless all are running."""
+    from shopflow.deploy.services import status
+
+    states = status(settings)
+    for state in states:
+        shown = f"alive (pid {state.pid})" if state.alive else "dead"
+        if not state.alive and state.pid:
+            shown += f" (pid file {state.pid} is stale)"
+        print(f"{state.name:<14} {shown:<32} log: {state.log}")
+    if all(s.alive for s in states):
+        print(f"Airflow UI: {settings.airflow_url}")
+        return 0
+    print("not (fully) up: `shopflow up` starts what is missing")
+    return 1
+
+
+def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
+    from shopflow.deploy.runs import DagRunFailedError, backfill
+    from shopflow.deploy.services import ServiceError
+
+    settings.ensure_dirs()
+    started = time.perf_counter()
+    try:
+        runs = backfill(settings, args.dag, args.start, args.end)
+    except (DagRunFailedError, ServiceError) as exc:
+        return _run_failed(exc)
+    print(
+        f"{args.dag} backfill {args.start} .. {args.end}: {len(runs)} runs succeeded in "
+        f"{time.perf_counter() - started:.1f} s"
+    )
     return 0
 
 
@@ -139,7 +201,8 @@ def print_outputs(settings: Settings) -> None:
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from shopflow.airflow_runner import DagRunFailedError
+    from shopflow.deploy.runs import DagRunFailedError
+    from shopflow.deploy.services import ServiceError, login_help
     from shopflow.generator import ShopSpec, generate_shop
 
     settings.ensure_dirs()
@@ -152,14 +215,15 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         f"({time.perf_counter() - started:.1f} s)"
     )
     run_date = shop.last_date
-    print(f"running shopflow_nightly for {run_date} through Airflow ...")
+    print(f"running shopflow_nightly for {run_date} through the Airflow scheduler ...")
     try:
         seconds = run_through_airflow(settings, "shopflow_nightly", run_date)
-    except DagRunFailedError as exc:
-        print(f"FAILED: {exc}", file=sys.stderr)
-        return 1
+    except (DagRunFailedError, ServiceError) as exc:
+        return _run_failed(exc)
     print(f"shopflow_nightly for {run_date} succeeded in {seconds:.1f} s (DAG run)")
     print_outputs(settings)
+    print(login_help(settings))
+    print("Airflow keeps running (scheduled nights, the UI): `shopflow down` stops it.")
     return 0
 
 
@@ -228,13 +292,13 @@ def cmd_models_change(args: argparse.Namespace, settings: Settings, registry) ->
 
 
 def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
-    from shopflow.airflow_runner import DagRunFailedError
+    from shopflow.deploy.runs import DagRunFailedError
+    from shopflow.deploy.services import ServiceError
 
     try:
         seconds = run_through_airflow(settings, "shopflow_retrain", args.date)
-    except DagRunFailedError as exc:
-        print(f"FAILED: {exc}", file=sys.stderr)
-        return 1
+    except (DagRunFailedError, ServiceError) as exc:
+        return _run_failed(exc)
     print(f"shopflow_retrain for {args.date} succeeded in {seconds:.1f} s")
     decisions = settings.models_dir / "retrain" / args.date.isoformat() / "decisions.json"
     if decisions.exists():
@@ -245,10 +309,10 @@ def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_airflow(args: argparse.Namespace, settings: Settings) -> int:
-    from shopflow.airflow_runner import airflow, ensure_airflow
+    from shopflow.deploy.env import airflow, migrate_database
 
     settings.ensure_dirs()
-    ensure_airflow(settings)
+    migrate_database(settings)
     return airflow(settings, *args.airflow_args).returncode
 
 
@@ -303,6 +367,21 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run shopflow_nightly for a business date via Airflow")
     run.add_argument("--date", type=_date, required=True)
     run.set_defaults(func=cmd_run)
+
+    for name, func, text in (
+        ("up", cmd_up, "start the local Airflow services (UI, scheduler, ...) and print the URL"),
+        ("down", cmd_down, "stop the local Airflow services"),
+        ("status", cmd_status, "each Airflow service alive or dead, and the URL"),
+    ):
+        sub.add_parser(name, help=text).set_defaults(func=func)
+
+    bf = sub.add_parser("backfill", help="Airflow's backfill of a DAG over business dates")
+    bf.add_argument("--start", type=_date, required=True)
+    bf.add_argument("--end", type=_date, required=True)
+    bf.add_argument(
+        "--dag", default="shopflow_nightly", choices=("shopflow_nightly", "shopflow_retrain")
+    )
+    bf.set_defaults(func=cmd_backfill)
 
     demo = sub.add_parser("demo", help="generate the demo shop and run the last date")
     demo.set_defaults(func=cmd_demo)

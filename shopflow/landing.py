@@ -1,8 +1,11 @@
 """The landing contract: what a shop hands over, and how partitions are found.
 
-Layout: ``$SHOPFLOW_HOME/landing/<entity>/<YYYY-MM-DD>/*.parquet|*.csv`` (see DESIGN.md).
-Writers (the demo generator, source adapters) use :func:`write_partition`; the ingest step
-uses :func:`list_partitions`, which never returns a partition dated after the run date.
+Layout: ``$SHOPFLOW_HOME/landing/<entity>/<YYYY-MM-DD>/*.parquet|*.csv`` (see docs/design.md,
+"Landing contract"). Writers (the demo generator, source adapters) use :func:`write_partition`,
+which writes the completion marker ``_SUCCESS`` after the data: a partition is complete when
+its marker exists, and the nightly run for date D waits for D's ``order_lines`` marker
+(:func:`is_complete`). The ingest step uses :func:`list_partitions`, which never returns a
+partition dated after the run date.
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ CONTRACT: dict[str, dict[str, str]] = {
 }
 REQUIRED_ENTITIES = ("order_lines",)
 DATA_SUFFIXES = (".parquet", ".csv")
+# written last into a partition folder: the writer has finished (no data suffix, so never read)
+COMPLETE_MARKER = "_SUCCESS"
 # A file changed this recently may still change within the same tick of the file system's
 # clock without its times moving (see Partition.stat_signature).
 STAT_SETTLE_NS = 2_000_000_000
@@ -102,6 +107,24 @@ def partition_dir(landing_dir: Path, entity: str, partition_date: dt.date) -> Pa
     return landing_dir / entity / partition_date.isoformat()
 
 
+def marker_path(landing_dir: Path, entity: str, partition_date: dt.date) -> Path:
+    """Where the completion marker of one partition lives."""
+    return partition_dir(landing_dir, entity, partition_date) / COMPLETE_MARKER
+
+
+def is_complete(landing_dir: Path, entity: str, partition_date: dt.date) -> bool:
+    """True when the partition's writer has finished: its completion marker exists."""
+    return marker_path(landing_dir, entity, partition_date).is_file()
+
+
+def mark_complete(landing_dir: Path, entity: str, partition_date: dt.date) -> Path:
+    """Write the completion marker of a partition whose files are all written."""
+    marker = marker_path(landing_dir, entity, partition_date)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.touch()
+    return marker
+
+
 def list_partitions(landing_dir: Path, entity: str, up_to: dt.date) -> list[Partition]:
     """Partitions of ``entity`` dated on or before ``up_to``, oldest first.
 
@@ -131,11 +154,15 @@ def write_partition(
     partition_date: dt.date,
     *,
     file_name: str = "part-0.parquet",
+    complete: bool = True,
 ) -> Path:
     """Write one partition atomically (temp file + rename), replacing the same file name.
 
     Columns are reordered to the contract; missing or unknown columns are an error so that
-    writers cannot hand over something the ingest step would reject.
+    writers cannot hand over something the ingest step would reject. With ``complete`` (the
+    default) the completion marker is written after the file; a writer handing over several
+    files for one partition passes ``complete=False`` for all but the last one (the marker is
+    then removed until that last file is written).
     """
     columns = list(CONTRACT[entity])
     missing = [c for c in columns if c not in frame.columns]
@@ -149,6 +176,10 @@ def write_partition(
     target_dir.mkdir(parents=True, exist_ok=True)
     target = target_dir / file_name
     tmp = target_dir / f".{file_name}.tmp"
+    if not complete:
+        marker_path(landing_dir, entity, partition_date).unlink(missing_ok=True)
     frame[columns].to_parquet(tmp, index=False)
     os.replace(tmp, target)
+    if complete:
+        mark_complete(landing_dir, entity, partition_date)
     return target

@@ -11,7 +11,7 @@ what the on-call engineer needs at 3 a.m., as lines a browser can follow from th
 
 The links point at the Airflow API server, which serves the runbooks and Data Docs through
 Shopflow's plugin (:mod:`shopflow.oncall_plugin`, app in :mod:`shopflow.oncall_app`) under
-:data:`URL_PREFIX`; the base URL is the ``ui_base_url`` setting. The mapping from error type
+:data:`URL_PREFIX`; the base URL is ``Settings.ui_url``. The mapping from error type
 (and step) to runbook section is :data:`GUIDANCE`; a test checks every section exists.
 
 Light on purpose (no Airflow, no heavy libraries): the DAG's tasks import it.
@@ -192,7 +192,7 @@ def with_guidance(
         from shopflow.settings import load_settings
 
         settings = load_settings()
-    base = settings.ui_base_url
+    base = settings.ui_url
     guidance = guidance_for(error_type, step)
     lines = [
         link_data_docs(message.rstrip(), settings, base),
@@ -225,7 +225,7 @@ def failure_summary(
 ) -> tuple[str, str]:
     """Subject and body of a failure alert: the task's failure message (what to do and its
     links included) with the task, the date and a link to the task's log."""
-    base = settings.ui_base_url
+    base = settings.ui_url
     if "\nRunbook: " not in message:  # not a data error: retried, then failed (infrastructure)
         message = with_guidance(message.strip() or "(no message)", "", None, settings)
     subject = f"[Shopflow] {dag_id}.{task_id} failed for {ds or run_id}"

@@ -11,6 +11,7 @@ Everything else receives a :class:`Settings` instance. All state lives under
       models/                                           model registry (artifacts + registry.duckdb)
       quality/                                          validation results and Data Docs
       airflow/                                          AIRFLOW_HOME (SQLite metadata db, logs)
+      airflow/services/                                 pid file + log per Airflow service
 """
 
 from __future__ import annotations
@@ -44,9 +45,15 @@ class Settings:
     active_product_days: int = 90
     duckdb_memory_limit: str = "4GB"
     duckdb_threads: int = 2
-    # where on-call opens the Airflow UI: links in failure messages (runbooks, Data Docs)
-    ui_base_url: str = "http://localhost:8080"
-    # comma-separated recipients of failure e-mails (SMTP connection `shopflow_smtp`); empty: off
+    # the local Airflow deployment (`shopflow up`): its API server / UI port and admin password
+    airflow_port: int = 8080
+    airflow_admin_password: str | None = None
+    # longest wait for one DAG run (or backfill) started by `shopflow run|retrain|backfill`
+    run_timeout_minutes: int = 180
+    # where on-call opens the Airflow UI, for the links in failure messages (runbooks, Data
+    # Docs); None: the local deployment's airflow_url
+    ui_base_url: str | None = None
+    # recipients of failure e-mails (SMTP connection `shopflow_smtp`); empty: no e-mail
     alert_emails: tuple[str, ...] = ()
     known_currencies: tuple[str, ...] = field(
         default=("EUR", "GBP", "USD", "CHF", "SEK", "DKK", "NOK", "PLN", "CZK", "JPY", "AUD", "CAD")
@@ -88,6 +95,27 @@ class Settings:
     @property
     def airflow_home(self) -> Path:
         return self.home / "airflow"
+
+    @property
+    def airflow_services_dir(self) -> Path:
+        """Pid files, one log per service and the admin password of `shopflow up`."""
+        return self.airflow_home / "services"
+
+    @property
+    def airflow_url(self) -> str:
+        """Base URL of the local API server (UI, REST API, execution API)."""
+        return f"http://localhost:{self.airflow_port}"
+
+    @property
+    def ui_url(self) -> str:
+        """The Airflow UI as on-call opens it: ``SHOPFLOW_UI_URL``, else :attr:`airflow_url`."""
+        return self.ui_base_url or self.airflow_url
+
+    @property
+    def airflow_log_server_ports(self) -> tuple[int, int]:
+        """Ports of the task and triggerer log servers: next to the API server's, so that
+        two deployments on one machine (another SHOPFLOW_HOME and port) never share one."""
+        return self.airflow_port + 1, self.airflow_port + 2
 
     @property
     def tmp_dir(self) -> Path:
@@ -140,11 +168,10 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         active_product_days=_env_int(env, "SHOPFLOW_ACTIVE_PRODUCT_DAYS", 90),
         duckdb_memory_limit=env.get("SHOPFLOW_DUCKDB_MEMORY_LIMIT") or "4GB",
         duckdb_threads=_env_int(env, "SHOPFLOW_DUCKDB_THREADS", 2),
-        ui_base_url=(
-            env.get("SHOPFLOW_UI_URL")
-            or env.get("AIRFLOW__API__BASE_URL")
-            or "http://localhost:8080"
-        ).rstrip("/"),
+        airflow_port=_env_int(env, "SHOPFLOW_AIRFLOW_PORT", 8080),
+        airflow_admin_password=env.get("SHOPFLOW_AIRFLOW_ADMIN_PASSWORD") or None,
+        run_timeout_minutes=_env_int(env, "SHOPFLOW_RUN_TIMEOUT_MINUTES", 180),
+        ui_base_url=(env.get("SHOPFLOW_UI_URL") or "").rstrip("/") or None,
         alert_emails=tuple(
             a.strip() for a in (env.get("SHOPFLOW_ALERT_EMAILS") or "").split(",") if a.strip()
         ),

@@ -26,7 +26,8 @@ print(json.dumps({
     "dags": [
         {"dag_id": d.dag_id, "doc_md": bool(d.doc_md), "max_active_runs": d.max_active_runs,
          "tasks": sorted(d.task_ids),
-         "pools": sorted({t.pool for t in d.tasks})}
+         "pools": sorted({t.pool for t in d.tasks if t.task_id != "wait_for_landing"}),
+         "sensor_pool": [t.pool for t in d.tasks if t.task_id == "wait_for_landing"]}
         for d in dags
     ],
 }))
@@ -73,7 +74,10 @@ def test_nightly_dag_has_the_documented_tasks():
         "score_recommendations",
         "validate_marts",
         "validate_predictions",
+        "wait_for_landing",
     ]
+    # the landing sensor waits outside the one-slot warehouse pool: it never touches DuckDB
+    assert result["dags"][0]["sensor_pool"] == ["default_pool"]
 
 
 def test_retrain_dag_has_the_documented_tasks():

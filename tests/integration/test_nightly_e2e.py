@@ -1,56 +1,19 @@
-"""End to end: shopflow_nightly through Airflow (`airflow dags test`) on a tiny shop."""
+"""End to end: shopflow_nightly through the scheduler of a running deployment (`shopflow run`)
+on a tiny shop: outputs, idempotent reruns, concurrent requests, logs through the API."""
 
 from __future__ import annotations
 
-import duckdb
 import pandas as pd
 import pytest
 
-from shopflow.airflow_runner import run_dag
-from shopflow.generator import generate_shop
-from tests.conftest import TINY_SPEC
+from shopflow.deploy.api import AirflowApi
+from shopflow.deploy.runs import find_run, run_id_for, task_instances, task_log
 
 pytestmark = pytest.mark.slow
 
 
-def _exports(settings) -> dict[str, pd.DataFrame]:
-    con = duckdb.connect(str(settings.published_db_path), read_only=True)
-    try:
-        return {
-            "recommendations": con.execute(
-                "select * from exports.recommendations order by run_date, customer_id, rank"
-            ).df(),
-            "demand_forecast": con.execute(
-                "select * from exports.demand_forecast order by run_date, product_id, forecast_date"
-            ).df(),
-            "types": con.execute(
-                "select table_name, column_name, data_type from information_schema.columns "
-                "where table_schema = 'exports' and table_name in "
-                "('recommendations', 'demand_forecast') order by table_name, ordinal_position"
-            ).fetchall(),
-            "active": con.execute("select 1").fetchall(),
-        }
-    finally:
-        con.close()
-
-
-@pytest.fixture(scope="module")
-def nightly(tmp_path_factory):
-    from tests.conftest import make_settings
-
-    settings = make_settings(tmp_path_factory.mktemp("e2e") / "home")
-    settings.ensure_dirs()
-    shop = generate_shop(TINY_SPEC, settings.landing_dir)
-    run_dag(settings, "shopflow_nightly", shop.last_date)
-    first = _exports(settings)
-    run_dag(settings, "shopflow_nightly", shop.last_date)
-    second = _exports(settings)
-    return settings, shop, first, second
-
-
 def test_output_contract_columns_and_types(nightly):
-    _, _, first, _ = nightly
-    assert first["types"] == [
+    assert nightly.first["types"] == [
         ("demand_forecast", "run_date", "DATE"),
         ("demand_forecast", "product_id", "VARCHAR"),
         ("demand_forecast", "forecast_date", "DATE"),
@@ -71,14 +34,14 @@ def test_output_contract_columns_and_types(nightly):
 
 
 def test_every_recent_customer_gets_ranks_1_to_10(nightly):
-    settings, shop, first, _ = nightly
-    recs = first["recommendations"]
-    assert set(recs["run_date"].astype(str)) == {shop.last_date.isoformat()}
+    settings = nightly.deployment.settings
+    recs = nightly.first["recommendations"]
+    assert set(recs["run_date"].astype(str)) == {nightly.run_date.isoformat()}
     lines = pd.concat(
         pd.read_parquet(p) for p in (settings.landing_dir / "order_lines").glob("*/*.parquet")
     )
     recent = lines[
-        (lines["ordered_at"] > pd.Timestamp(shop.last_date) - pd.Timedelta(days=89))
+        (lines["ordered_at"] > pd.Timestamp(nightly.run_date) - pd.Timedelta(days=89))
         & lines["customer_id"].notna()
         & (lines["quantity"] > 0)
     ]
@@ -89,12 +52,11 @@ def test_every_recent_customer_gets_ranks_1_to_10(nightly):
 
 
 def test_forecast_has_28_horizons_and_ordered_quantiles(nightly):
-    _, shop, first, _ = nightly
-    forecast = first["demand_forecast"]
+    forecast = nightly.first["demand_forecast"]
     assert len(forecast) > 0
     per_product = forecast.groupby("product_id")["horizon_days"].apply(sorted)
     assert all(h == list(range(1, 29)) for h in per_product)
-    assert (forecast["forecast_date"] - pd.Timestamp(shop.last_date)).dt.days.tolist() == (
+    assert (forecast["forecast_date"] - pd.Timestamp(nightly.run_date)).dt.days.tolist() == (
         forecast["horizon_days"].tolist()
     )
     assert (forecast["units_p10"] >= 0).all()
@@ -104,14 +66,57 @@ def test_forecast_has_28_horizons_and_ordered_quantiles(nightly):
 
 
 def test_second_run_leaves_identical_rows(nightly):
-    _, _, first, second = nightly
-    pd.testing.assert_frame_equal(first["recommendations"], second["recommendations"])
-    pd.testing.assert_frame_equal(first["demand_forecast"], second["demand_forecast"])
+    pd.testing.assert_frame_equal(
+        nightly.first["recommendations"], nightly.second["recommendations"]
+    )
+    pd.testing.assert_frame_equal(
+        nightly.first["demand_forecast"], nightly.second["demand_forecast"]
+    )
 
 
 def test_parquet_mirror_matches_the_database(nightly):
-    settings, shop, first, _ = nightly
-    folder = settings.exports_dir / "recommendations" / f"run_date={shop.last_date}"
+    settings = nightly.deployment.settings
+    folder = settings.exports_dir / "recommendations" / f"run_date={nightly.run_date}"
     mirrored = pd.read_parquet(folder).sort_values(["customer_id", "rank"], ignore_index=True)
-    assert len(mirrored) == len(first["recommendations"])
-    assert list(mirrored["product_id"]) == list(first["recommendations"]["product_id"])
+    assert len(mirrored) == len(nightly.first["recommendations"])
+    assert list(mirrored["product_id"]) == list(nightly.first["recommendations"]["product_id"])
+
+
+def test_the_run_names_its_business_date_and_its_interval_is_that_day(nightly):
+    api = AirflowApi(nightly.deployment.settings)
+    run = find_run(api, "shopflow_nightly", nightly.run_date)
+    day = nightly.run_date.isoformat()
+    assert run["dag_run_id"] == run_id_for("shopflow_nightly", nightly.run_date)
+    assert run["dag_run_id"] == f"nightly__{day}"
+    assert run["logical_date"].startswith(f"{day}T00:00:00")
+    assert run["data_interval_start"].startswith(f"{day}T00:00:00")
+    next_day = (nightly.run_date + pd.Timedelta(days=1)).date().isoformat()
+    assert run["data_interval_end"].startswith(f"{next_day}T00:00:00")
+    # one plain line per task state change (stdout is not a terminal)
+    assert "  wait_for_landing: success" in nightly.first_output
+    assert "  publish_exports: success" in nightly.first_output
+
+
+def test_same_date_twice_at_once_is_one_run_replaced_not_duplicated(nightly):
+    codes = [code for code, _ in nightly.concurrent]
+    outputs = [out for _, out in nightly.concurrent]
+    assert codes == [0, 0], outputs
+    assert sum("clearing it to run it again" in out for out in outputs) == 1, outputs
+    assert sum("waiting for that run" in out for out in outputs) == 1, outputs
+    api = AirflowApi(nightly.deployment.settings)
+    runs = api.get("/dags/shopflow_nightly/dagRuns")["dag_runs"]
+    assert [r["dag_run_id"] for r in runs] == [f"nightly__{nightly.run_date}"]
+    assert runs[0]["state"] == "success"
+
+
+def test_task_logs_are_readable_through_the_api(nightly):
+    api = AirflowApi(nightly.deployment.settings)
+    run_id = run_id_for("shopflow_nightly", nightly.run_date)
+    ingest = next(
+        ti
+        for ti in task_instances(api, "shopflow_nightly", run_id)
+        if ti["task_id"] == "ingest_landing"
+    )
+    events = [str(line.get("event")) for line in task_log(api, "shopflow_nightly", run_id, ingest)]
+    assert any("Could not read served logs" in e for e in events) is False
+    assert any("ingest_landing" in e or "order_lines" in e for e in events), events[:20]

@@ -14,9 +14,10 @@ import time
 import duckdb
 import pytest
 
-from shopflow.airflow_runner import run_dag
+from shopflow.deploy.runs import run_dag
+from shopflow.deploy.services import down
+from shopflow.settings import load_settings
 from shopflow.warehouse import connect
-from tests.conftest import make_settings
 from tests.realdata.conftest import LAST_DATE, REAL_FILE, copy_landing
 
 pytestmark = pytest.mark.realdata
@@ -122,16 +123,23 @@ def expected() -> dict:
 
 @pytest.fixture(scope="module")
 def nightly(real_landing, tmp_path_factory, record_testsuite_property):
-    """shopflow_nightly through Airflow for the year's last date, on a fresh home."""
+    """shopflow_nightly through the scheduler for the year's last date, on a fresh home (its
+    own Airflow services on a free port, stopped at the end)."""
+    from tests.integration.conftest import free_port
+
     landing, load, load_seconds = real_landing
-    settings = make_settings(tmp_path_factory.mktemp("real_nightly") / "home")
+    home = tmp_path_factory.mktemp("real_nightly") / "home"
+    settings = load_settings(
+        {"SHOPFLOW_HOME": str(home), "SHOPFLOW_AIRFLOW_PORT": str(free_port())}
+    )
     settings.ensure_dirs()
     copy_landing(landing, settings)
     started = time.perf_counter()
-    run_dag(settings, "shopflow_nightly", LAST_DATE)
+    try:
+        run_dag(settings, "shopflow_nightly", LAST_DATE)
+    finally:
+        down(settings)
     dag_seconds = time.perf_counter() - started
-    # `airflow dags test` reports success without running a task when the date is before
-    # the DAG's start_date: make that visible instead of failing on a missing warehouse.
     assert settings.published_db_path.is_file(), (
         f"shopflow_nightly for {LAST_DATE} published nothing (no task ran?): "
         f"see {settings.airflow_home / 'runs'}"

@@ -54,10 +54,10 @@ def test_slugify_matches_github_anchors():
     )
 
 
-def test_base_url_setting_falls_back_to_airflows_then_localhost():
-    assert load_settings({"SHOPFLOW_UI_URL": "http://a:1/"}).ui_base_url == "http://a:1"
-    assert load_settings({"AIRFLOW__API__BASE_URL": "http://b:2"}).ui_base_url == "http://b:2"
-    assert load_settings({}).ui_base_url == "http://localhost:8080"
+def test_links_use_the_ui_url_setting_else_the_local_deployments_port():
+    assert load_settings({"SHOPFLOW_UI_URL": "http://a:1/"}).ui_url == "http://a:1"
+    assert load_settings({"SHOPFLOW_AIRFLOW_PORT": "8123"}).ui_url == "http://localhost:8123"
+    assert load_settings({}).ui_url == "http://localhost:8080"
 
 
 def test_quality_failure_links_data_docs_page_runbook_and_index(settings):

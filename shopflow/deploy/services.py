@@ -1,0 +1,348 @@
+"""``shopflow up`` / ``down`` / ``status``: the embedded Airflow as supervised background services.
+
+Four processes, as ``airflow standalone`` runs them but each on its own: ``api-server`` (UI,
+REST API and the execution API task processes report to), ``scheduler`` (LocalExecutor: it
+runs the tasks as its children), ``dag-processor`` and ``triggerer`` (deferred sensors).
+Each starts in its own session, so its process group holds every child it forks; its pid
+file (``services/<name>.pid``: pid and start time, so a recycled pid is never mistaken for
+it) and its log (``services/<name>.log``) live under ``$SHOPFLOW_HOME/airflow/services``.
+``up`` is idempotent, replaces stale pid files and restarts dead services; ``down`` stops
+the process groups and any descendant that left them, and waits until none is left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from shopflow.deploy.api import AirflowApi, AirflowUnavailableError, ApiError
+from shopflow.deploy.env import (
+    ADMIN_USER,
+    admin_password,
+    airflow_env,
+    airflow_executable,
+    migrate_database,
+    passwords_file,
+)
+from shopflow.orchestration import WAREHOUSE_POOL
+
+if TYPE_CHECKING:  # pragma: no cover
+    from shopflow.settings import Settings
+
+SERVICES = ("api-server", "scheduler", "dag-processor", "triggerer")
+SHOPFLOW_DAGS = ("shopflow_nightly", "shopflow_retrain")
+# /api/v2/monitor/health names the components this way
+HEALTH_KEYS = {"scheduler": "scheduler", "dag-processor": "dag_processor", "triggerer": "triggerer"}
+START_TIMEOUT_SECONDS = 240.0
+STOP_TIMEOUT_SECONDS = 30.0
+
+
+class ServiceError(RuntimeError):
+    """A service could not be started, or is not running when it must be."""
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    """One service as ``shopflow status`` shows it."""
+
+    name: str
+    pid: int | None
+    alive: bool
+    log: Path
+
+
+def _command(settings: Settings, name: str) -> list[str]:
+    command = [airflow_executable(), name]
+    if name == "api-server":
+        command += ["--port", str(settings.airflow_port), "--host", "127.0.0.1", "--workers", "1"]
+    return command
+
+
+def pid_file(settings: Settings, name: str) -> Path:
+    return settings.airflow_services_dir / f"{name}.pid"
+
+
+def log_file(settings: Settings, name: str) -> Path:
+    return settings.airflow_services_dir / f"{name}.log"
+
+
+def _read_pid(settings: Settings, name: str) -> tuple[int, float] | None:
+    try:
+        record = json.loads(pid_file(settings, name).read_text())
+        return int(record["pid"]), float(record["started"])
+    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _process(pid: int, started: float):
+    """The psutil process with this pid and start time, or None (gone, zombie or recycled)."""
+    import psutil
+
+    try:
+        process = psutil.Process(pid)
+        if abs(process.create_time() - started) > 1.0:
+            return None  # the pid now belongs to another program: the pid file is stale
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return None
+        return process
+    except psutil.Error:
+        return None
+
+
+def status(settings: Settings) -> list[ServiceState]:
+    """Each service: its pid (from the pid file) and whether that process is running."""
+    states = []
+    for name in SERVICES:
+        record = _read_pid(settings, name)
+        alive = bool(record and _process(*record))
+        states.append(
+            ServiceState(name, record[0] if record else None, alive, log_file(settings, name))
+        )
+    return states
+
+
+def is_up(settings: Settings) -> bool:
+    """True when every service's process is running."""
+    return all(state.alive for state in status(settings))
+
+
+@contextlib.contextmanager
+def _lock(settings: Settings, timeout: float = START_TIMEOUT_SECONDS * 2) -> Iterator[None]:
+    """One ``up`` or ``down`` at a time per installation (two ``shopflow run`` may start
+    together)."""
+    settings.airflow_services_dir.mkdir(parents=True, exist_ok=True)
+    with open(settings.airflow_services_dir / ".lock", "w") as handle:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise ServiceError(
+                        "another `shopflow up` or `down` holds the services lock "
+                        f"({settings.airflow_services_dir / '.lock'})"
+                    ) from None
+                time.sleep(0.5)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def port_in_use(port: int) -> bool:
+    """True when something listens on ``port`` on this machine or the port cannot be bound."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)
+        if probe.connect_ex(("127.0.0.1", port)) == 0:
+            return True
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # as the servers bind: connections of a stopped server still in TIME_WAIT do not count
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def _check_ports(settings: Settings, starting: list[str]) -> None:
+    wanted = []
+    if "api-server" in starting:
+        wanted.append((settings.airflow_port, "the API server / UI"))
+    worker_logs, triggerer_logs = settings.airflow_log_server_ports
+    if "scheduler" in starting:
+        wanted.append((worker_logs, "the task log server"))
+    if "triggerer" in starting:
+        wanted.append((triggerer_logs, "the triggerer log server"))
+    for port, use in wanted:
+        if port_in_use(port):
+            raise ServiceError(
+                f"port {port} ({use}) is already in use by another program. Stop it, or choose "
+                f"another port: SHOPFLOW_AIRFLOW_PORT=<free port> (it uses that port and the "
+                f"next two; now {settings.airflow_port}). Nothing was started."
+            )
+
+
+def _start(settings: Settings, name: str, env: dict[str, str]) -> None:
+    import psutil
+
+    log = log_file(settings, name)
+    with log.open("ab") as handle:
+        handle.write(f"\n==== {time.strftime('%Y-%m-%d %H:%M:%S')} starting {name}\n".encode())
+        handle.flush()
+        process = subprocess.Popen(
+            _command(settings, name),
+            env=env,
+            cwd=settings.project_root,
+            stdin=subprocess.DEVNULL,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: `down` stops it with its children
+        )
+    record = {"pid": process.pid, "started": psutil.Process(process.pid).create_time()}
+    pid_file(settings, name).write_text(json.dumps(record))
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log)"
+
+
+def _wait_healthy(settings: Settings, api: AirflowApi, deadline: float) -> None:
+    """Until the API server answers and reports every component healthy."""
+    last = "the API server does not answer yet"
+    while time.monotonic() < deadline:
+        for state in status(settings):
+            if not state.alive:
+                raise ServiceError(
+                    f"{state.name} stopped while starting; the end of {state.log}:\n"
+                    f"{_tail(state.log)}"
+                )
+        try:
+            health = api.health()
+            unhealthy = [
+                key
+                for key in ("metadatabase", *HEALTH_KEYS.values())
+                if (health.get(key) or {}).get("status") != "healthy"
+            ]
+            if not unhealthy:
+                return
+            last = f"not healthy yet: {', '.join(unhealthy)}"
+        except (AirflowUnavailableError, ApiError) as exc:
+            last = str(exc)
+        time.sleep(1.0)
+    raise ServiceError(
+        f"Airflow did not become healthy in time ({last}); see {settings.airflow_services_dir}"
+    )
+
+
+def _wait_for_dags(settings: Settings, api: AirflowApi, deadline: float) -> None:
+    """Until the dag-processor has registered Shopflow's DAGs (an import error is reported)."""
+    while time.monotonic() < deadline:
+        found = {d["dag_id"] for d in api.get("/dags", dag_id_pattern="shopflow_%")["dags"]}
+        if set(SHOPFLOW_DAGS) <= found:
+            return
+        errors = api.get("/importErrors").get("import_errors", [])
+        if errors:
+            text = "\n".join(f"{e['filename']}:\n{e['stack_trace'][-1500:]}" for e in errors)
+            raise ServiceError(f"a DAG file does not import:\n{text}")
+        time.sleep(1.0)
+    raise ServiceError(
+        f"the dag-processor has not registered {', '.join(SHOPFLOW_DAGS)} in time; see "
+        f"{log_file(settings, 'dag-processor')}"
+    )
+
+
+def _prepare(settings: Settings, api: AirflowApi) -> None:
+    """The warehouse pool (one slot) and unpaused Shopflow DAGs (idempotent)."""
+    try:
+        pool = api.get(f"/pools/{WAREHOUSE_POOL}")
+        if pool["slots"] != 1:
+            api.patch(f"/pools/{WAREHOUSE_POOL}", {"name": WAREHOUSE_POOL, "slots": 1})
+    except ApiError as exc:
+        if exc.status != 404:
+            raise
+        api.post(
+            "/pools",
+            {
+                "name": WAREHOUSE_POOL,
+                "slots": 1,
+                "description": "Shopflow: one writer per DuckDB file",
+            },
+        )
+    for dag_id in SHOPFLOW_DAGS:
+        # no surprise run: the nightly's timetable schedules the business day still under
+        # way, not the one that ended before it was switched on (shopflow.timetables)
+        api.patch(f"/dags/{dag_id}", {"is_paused": False})
+
+
+def up(settings: Settings, say: Callable[[str], None] = print) -> str:
+    """Start whatever service is not running, wait until Airflow is healthy and the DAGs are
+    registered and unpaused; returns the UI's URL. Idempotent."""
+    settings.ensure_dirs()
+    settings.airflow_services_dir.mkdir(parents=True, exist_ok=True)
+    api = AirflowApi(settings)
+    with _lock(settings):
+        starting = [s.name for s in status(settings) if not s.alive]
+        if starting:
+            _check_ports(settings, starting)
+            env = airflow_env(settings)
+            if len(starting) == len(SERVICES):
+                say("preparing the Airflow metadata database ...")
+                migrate_database(settings)
+            for name in starting:
+                pid_file(settings, name).unlink(missing_ok=True)
+                _start(settings, name, env)
+            say(f"started {', '.join(starting)}; waiting until Airflow is healthy ...")
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        _wait_healthy(settings, api, deadline)
+        _wait_for_dags(settings, api, deadline)
+        _prepare(settings, api)
+    return settings.airflow_url
+
+
+def login_help(settings: Settings) -> str:
+    """How to open the UI and log in."""
+    source = (
+        "SHOPFLOW_AIRFLOW_ADMIN_PASSWORD"
+        if settings.airflow_admin_password
+        else f"generated once, kept in {passwords_file(settings)}"
+    )
+    return (
+        f"Airflow UI: {settings.airflow_url}\n"
+        f"Log in as {ADMIN_USER} / {admin_password(settings)}  ({source})"
+    )
+
+
+def _descendants(process) -> list:
+    import psutil
+
+    try:
+        return process.children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def down(settings: Settings, say: Callable[[str], None] = print) -> list[str]:
+    """Stop every service with its process group and descendants; returns the names stopped.
+    Waits until none of those processes is left (SIGKILL after STOP_TIMEOUT_SECONDS)."""
+    import psutil
+
+    stopped = []
+    with _lock(settings):
+        doomed = []
+        # the scheduler first: it must not start a task while the others go away
+        for name in ("scheduler", "triggerer", "dag-processor", "api-server"):
+            record = _read_pid(settings, name)
+            process = _process(*record) if record else None
+            if process is not None:
+                family = [process, *_descendants(process)]
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(process.pid, signal.SIGTERM)
+                for member in family:
+                    with contextlib.suppress(psutil.Error):
+                        member.terminate()
+                doomed += family
+                stopped.append(name)
+            pid_file(settings, name).unlink(missing_ok=True)
+        _, alive = psutil.wait_procs(doomed, timeout=STOP_TIMEOUT_SECONDS)
+        for member in alive:
+            with contextlib.suppress(psutil.Error):
+                member.kill()
+        psutil.wait_procs(alive, timeout=10)
+    if stopped:
+        say(f"stopped {', '.join(stopped)}")
+    return stopped

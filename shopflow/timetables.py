@@ -1,0 +1,88 @@
+"""Shopflow's timetables: switching a DAG on (``shopflow up``) never creates a run for a past date.
+
+Airflow's cron timetables with ``catchup=False`` create the most recent past run as soon as a
+DAG is unpaused: a surprise run for a date nobody asked for. Here a run whose time is more
+than ``GRACE`` in the past when the DAG is switched on (or back on) is not created; the
+first scheduled run is the upcoming one. Dates that were missed are run on purpose:
+``shopflow run --date D`` or ``shopflow backfill``.
+
+- :class:`BusinessDayTimetable` (shopflow_nightly): business date D is the UTC day
+  D 00:00 -> D+1 00:00: that is the run's data interval, its logical date is D 00:00 (so
+  ``ds`` is D), and the scheduled run for D starts after D+1 00:00, when the day is over (its
+  first task then waits for D's landing data). A manual run with logical date D (UI or API)
+  gets D's interval too, not the day before's.
+- :class:`UpcomingCronTriggerTimetable` (shopflow_retrain): a cron trigger, same rule.
+
+Airflow serializes a DAG's timetable only when a plugin registers its class: the
+``shopflow`` plugin (``shopflow.airflow_plugin``) does.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from airflow.timetables.base import DagRunInfo, DataInterval
+from airflow.timetables.interval import CronDataIntervalTimetable
+from airflow.timetables.trigger import CronTriggerTimetable
+
+# a scheduled time this recent still runs when the DAG is switched on: the scheduler may look
+# again just after a run's time, before it created that run
+GRACE = dt.timedelta(hours=1)
+
+
+def _now():
+    from airflow._shared.timezones.timezone import coerce_datetime, utcnow
+
+    return coerce_datetime(utcnow())
+
+
+class BusinessDayTimetable(CronDataIntervalTimetable):
+    """Daily data intervals [D 00:00, D+1 00:00) UTC, each run after its end."""
+
+    def __init__(self) -> None:
+        super().__init__("0 0 * * *", "UTC")
+
+    @classmethod
+    def deserialize(cls, data: dict[str, Any]) -> BusinessDayTimetable:
+        return cls()
+
+    def serialize(self) -> dict[str, Any]:
+        return {}
+
+    def _skip_to_latest(self, earliest):
+        # the interval that ends after now - GRACE: the day under way, or one that just ended
+        start = self._align_to_prev(_now() - GRACE)
+        if earliest is None:
+            return start
+        return max(start, self._align_to_next(earliest))
+
+    def infer_manual_data_interval(self, *, run_after) -> DataInterval:
+        start = self._align_to_prev(run_after)
+        return DataInterval(start=start, end=self._get_next(start))
+
+
+class UpcomingCronTriggerTimetable(CronTriggerTimetable):
+    """A UTC cron trigger whose first run after being switched on is never a past one."""
+
+    def __init__(self, cron: str) -> None:
+        super().__init__(cron, timezone="UTC")
+
+    @classmethod
+    def deserialize(cls, data: dict[str, Any]) -> UpcomingCronTriggerTimetable:
+        return cls(data["expression"])
+
+    def serialize(self) -> dict[str, Any]:
+        return {"expression": self._expression}
+
+    def next_dagrun_info(self, *, last_automated_data_interval, restriction) -> DagRunInfo | None:
+        info = super().next_dagrun_info(
+            last_automated_data_interval=last_automated_data_interval, restriction=restriction
+        )
+        now = _now()
+        if restriction.catchup or info is None or info.run_after >= now - GRACE:
+            return info
+        upcoming = self._get_next(now)
+        if restriction.latest is not None and upcoming > restriction.latest:
+            return None
+        return DagRunInfo.interval(upcoming - self._interval, upcoming)

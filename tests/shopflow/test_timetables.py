@@ -1,0 +1,68 @@
+"""Shopflow's timetables: business-day intervals, and no run for a past date when switched on."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pendulum
+import pytest
+from airflow.timetables.base import DataInterval, TimeRestriction
+
+from shopflow.timetables import GRACE, BusinessDayTimetable, UpcomingCronTriggerTimetable
+
+SINCE_2000 = pendulum.datetime(2000, 1, 1, tz="UTC")
+
+
+def _utc(*args) -> pendulum.DateTime:
+    return pendulum.datetime(*args, tz="UTC")
+
+
+def test_a_manual_run_for_d_covers_the_day_d():
+    interval = BusinessDayTimetable().infer_manual_data_interval(run_after=_utc(2025, 12, 31))
+    assert (interval.start, interval.end) == (_utc(2025, 12, 31), _utc(2026, 1, 1))
+
+
+@pytest.mark.parametrize(
+    ("now", "first_day"),
+    [
+        (_utc(2026, 12, 5, 18, 15), _utc(2026, 12, 5)),  # the day under way, run after it ends
+        (_utc(2026, 12, 5, 0, 20), _utc(2026, 12, 4)),  # a day that ended within GRACE still runs
+    ],
+)
+def test_switched_on_the_nightly_schedules_no_past_day(monkeypatch, now, first_day):
+    monkeypatch.setattr("shopflow.timetables._now", lambda: now)
+    info = BusinessDayTimetable().next_dagrun_info(
+        last_automated_data_interval=None,
+        restriction=TimeRestriction(earliest=SINCE_2000, latest=None, catchup=False),
+    )
+    assert info.data_interval == DataInterval(first_day, first_day + dt.timedelta(days=1))
+    assert info.logical_date == first_day
+    assert info.run_after == first_day + dt.timedelta(days=1)
+    assert info.run_after >= now - GRACE
+
+
+def test_after_a_night_the_next_is_the_following_day(monkeypatch):
+    monkeypatch.setattr("shopflow.timetables._now", lambda: _utc(2026, 12, 6, 0, 0, 30))
+    info = BusinessDayTimetable().next_dagrun_info(
+        last_automated_data_interval=DataInterval(_utc(2026, 12, 4), _utc(2026, 12, 5)),
+        restriction=TimeRestriction(earliest=SINCE_2000, latest=None, catchup=False),
+    )
+    assert info.data_interval == DataInterval(_utc(2026, 12, 5), _utc(2026, 12, 6))
+
+
+def test_switched_on_the_weekly_retrain_waits_for_the_upcoming_sunday(monkeypatch):
+    now = _utc(2026, 12, 5, 18, 15)  # a Saturday
+    monkeypatch.setattr("shopflow.timetables._now", lambda: now)
+    info = UpcomingCronTriggerTimetable("0 5 * * 0").next_dagrun_info(
+        last_automated_data_interval=None,
+        restriction=TimeRestriction(earliest=SINCE_2000, latest=None, catchup=False),
+    )
+    assert info.run_after == _utc(2026, 12, 6, 5)
+
+
+def test_timetables_serialize_round_trip():
+    day = BusinessDayTimetable.deserialize(BusinessDayTimetable().serialize())
+    assert isinstance(day, BusinessDayTimetable)
+    weekly = UpcomingCronTriggerTimetable("0 5 * * 0")
+    again = UpcomingCronTriggerTimetable.deserialize(weekly.serialize())
+    assert again == weekly
