@@ -8,10 +8,12 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256s
 PYTEST_ARGS ?=
 SIZE ?= S
 
-.PHONY: install run test test-realdata test-browser lint format backtest bench clean help
+.PHONY: install run up down status test test-realdata test-browser lint format backtest bench clean help
 
 help:
 	@echo "make run          generate the demo shop and run the nightly DAG through Airflow"
+	@echo "make up           start the local Airflow (UI, scheduler, ...); prints the URL and login"
+	@echo "make down         stop the local Airflow"
 	@echo "make test         lint + the test suite (no real data needed)"
 	@echo "make test-realdata  tests on ../shared/data (CI)"
 	@echo "make test-browser   the on-call path in the Airflow UI, in headless Chromium (installs it)"
@@ -32,6 +34,15 @@ install: $(STAMP)
 
 run: install
 	$(BIN)/shopflow demo
+
+up: install
+	$(BIN)/shopflow up
+
+down: install
+	$(BIN)/shopflow down
+
+status: install
+	$(BIN)/shopflow status
 
 lint: install
 	$(BIN)/ruff check .
@@ -62,5 +73,7 @@ backtest: install
 bench: install
 	$(BIN)/python -m bench.run --size $(SIZE) --airflow
 
+# stop the local Airflow first: its processes write under .shopflow
 clean:
+	-test -x $(BIN)/shopflow && $(BIN)/shopflow down
 	rm -rf .shopflow dbt_project/target dbt_project/logs

@@ -168,18 +168,21 @@ class _Reporter:
 
     def update(self, run_id: str, run_state: str, tis: list[dict]) -> None:
         for ti in tis:
-            label = _label(ti)
-            state = ti.get("state") or "none"
-            if self.states.get(label) != state:
-                self.states[label] = state
-                if not self.live:
-                    self.say(f"  {label}: {state}")
+            key = f"{ti['task_id']}/{ti.get('map_index', -1)}"
+            state = ti.get("state")
+            if state is None or self.states.get(key) == state:
+                continue  # not scheduled yet, or unchanged
+            self.states[key] = state
+            if not self.live:
+                self.say(f"  {_label(ti)}: {state}")
         if self.live:
             done = sum(1 for s in self.states.values() if s in FINISHED_TI)
-            running = [k for k, s in self.states.items() if s in ("running", "deferred")]
+            running = [
+                k.split("/")[0] for k, s in self.states.items() if s in ("running", "deferred")
+            ]
             line = (
-                f"{run_id}: {run_state}, {done}/{len(self.states)} tasks finished"
-                + (f", now: {', '.join(running[:3])}" if running else "")
+                f"{run_id}: {run_state}, {done} tasks finished"
+                + (f", now: {', '.join(sorted(set(running))[:3])}" if running else "")
             )[:120]
             sys.stdout.write("\r" + line.ljust(self.width))
             sys.stdout.flush()
@@ -256,7 +259,7 @@ def _check_scheduler(settings: Settings) -> None:
         )
 
 
-def _task_seconds(tis: list[dict]) -> dict[str, float]:
+def task_seconds(tis: list[dict]) -> dict[str, float]:
     """Seconds per task (mapped tasks: first start to last end)."""
     spans: dict[str, list[dt.datetime]] = {}
     for ti in tis:
@@ -294,7 +297,7 @@ def follow_run(
                 reporter.close()
                 return RunOutcome(
                     dag_id, run_id, "success", time.monotonic() - started,
-                    run_url(settings, dag_id, run_id), _task_seconds(tis),
+                    run_url(settings, dag_id, run_id), task_seconds(tis),
                 )  # fmt: skip
             if run["state"] == "failed":
                 reporter.close()
