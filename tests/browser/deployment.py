@@ -41,7 +41,9 @@ class Deployment:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        """The UI as `shopflow up` prints it, and as failure messages link to it (the login
+        cookie is per host: the browser must use the same one as the links)."""
+        return f"http://localhost:{self.port}"
 
     @property
     def env(self) -> dict[str, str]:

@@ -128,15 +128,17 @@ def test_a_bad_landing_file_fails_with_file_rule_runbook_and_data_docs(browser, 
     assert runbook and page, log[-3000:]
     assert str(deployment.home) not in log.split("Data Docs:", 1)[1].split()[0]  # a URL
 
-    # the runbook link opens its section, in the same logged-in browser
-    browser.open(runbook.group(1).removeprefix(deployment.url))
+    # the log's links open in the same signed-in browser: the runbook, at its section ...
+    assert browser.follow_log_link("/shopflow/docs/") == runbook.group(1)
     anchor = runbook.group(1).split("#", 1)[1]
     browser.find(f"[id='{anchor}']", "the runbook section")
     assert "When the quality gate fails" in browser.page_text()
     browser.screenshot("05-runbook")
 
-    # the Data Docs page of the failed validation opens too
-    browser.open(page.group(1).removeprefix(deployment.url))
+    # ... and the Data Docs page of the failed validation
+    browser.back_to_first_tab()
+    browser.open_task_log(NIGHTLY, run_id(NEXT), "ingest_landing", "Data Docs:")
+    assert browser.follow_log_link("/shopflow/data-docs/validations/") == page.group(1)
     browser.wait(
         lambda d: (
             "landing_partitions" in browser.page_text()
@@ -145,6 +147,7 @@ def test_a_bad_landing_file_fails_with_file_rule_runbook_and_data_docs(browser, 
         "the Data Docs validation page",
     )
     browser.screenshot("06-data-docs")
+    browser.back_to_first_tab()
 
 
 def test_clearing_the_fixed_task_in_the_ui_reruns_it_to_green(browser, deployment):

@@ -124,6 +124,42 @@ class Browser:
             "return el ? el.textContent : '';"
         )
 
+    def follow_log_link(self, href_part: str) -> str:
+        """Click the link in the task log whose address contains ``href_part`` (the log viewer
+        turns URLs into links) and switch to where it opened; returns its address."""
+        from selenium.webdriver.common.by import By
+
+        link = self.wait(
+            lambda d: next(
+                (
+                    a
+                    for a in d.find_elements(
+                        By.CSS_SELECTOR, "[data-testid=virtual-scroll-container] a[href]"
+                    )
+                    if href_part in (a.get_attribute("href") or "")
+                ),
+                None,
+            ),
+            f"a link to {href_part} in the log",
+        )
+        href = link.get_attribute("href")
+        before = set(self.driver.window_handles)
+        self.click(link)
+        self.wait(
+            lambda d: set(d.window_handles) - before or href_part in d.current_url,
+            f"{href} to open",
+        )
+        new = set(self.driver.window_handles) - before
+        if new:  # opened in a new tab
+            self.driver.switch_to.window(new.pop())
+        return href
+
+    def back_to_first_tab(self) -> None:
+        for handle in self.driver.window_handles[1:]:
+            self.driver.switch_to.window(handle)
+            self.driver.close()
+        self.driver.switch_to.window(self.driver.window_handles[0])
+
     def task_state(self) -> str:
         """The state badge of the open task instance page (e.g. "Success", "Failed")."""
         return self.driver.execute_script(
