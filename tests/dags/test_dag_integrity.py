@@ -27,7 +27,11 @@ print(json.dumps({
         {"dag_id": d.dag_id, "doc_md": bool(d.doc_md), "max_active_runs": d.max_active_runs,
          "tasks": sorted(d.task_ids),
          "pools": sorted({t.pool for t in d.tasks if t.task_id != "wait_for_landing"}),
-         "sensor_pool": [t.pool for t in d.tasks if t.task_id == "wait_for_landing"]}
+         "sensor_pool": [t.pool for t in d.tasks if t.task_id == "wait_for_landing"],
+         "watcher": {
+             "trigger_rule": str(t.trigger_rule), "upstream": sorted(t.upstream_task_ids),
+             "retries": t.retries,
+         } if (t := d.task_dict.get("any_task_failed")) else None}
         for d in dags
     ],
 }))
@@ -64,6 +68,7 @@ def test_dag_file_imports_no_heavy_library(path):
 def test_nightly_dag_has_the_documented_tasks():
     result = _probe(DAGS_DIR / "shopflow_nightly.py")
     assert result["dags"][0]["tasks"] == [
+        "any_task_failed",
         "build_warehouse",
         "check_published",
         "dbt_model",
@@ -78,6 +83,12 @@ def test_nightly_dag_has_the_documented_tasks():
     ]
     # the landing sensor waits outside the one-slot warehouse pool: it never touches DuckDB
     assert result["dags"][0]["sensor_pool"] == ["default_pool"]
+    # check_published is skipped when an upstream failure left nothing to check; a run whose
+    # last task is skipped counts as a success, so this task fails the run instead
+    watcher = result["dags"][0]["watcher"]
+    assert watcher["trigger_rule"] in ("one_failed", "TriggerRule.ONE_FAILED")
+    assert watcher["upstream"] == sorted(set(result["dags"][0]["tasks"]) - {"any_task_failed"})
+    assert watcher["retries"] == 0
 
 
 def test_retrain_dag_has_the_documented_tasks():
