@@ -116,6 +116,16 @@ class Browser:
         self.wait(lambda d: expect in self.log_text(), f"{task_id}'s log to show {expect!r}")
         return self.log_text()
 
+    def scroll_log_to(self, text: str) -> None:
+        """Scroll the log viewer so that the line holding ``text`` is in the middle."""
+        self.driver.execute_script(
+            "const rows = document.querySelectorAll("
+            "'[data-testid=virtual-scroll-container] [data-testid^=virtualized-item]');"
+            "const row = [...rows].find(r => r.textContent.includes(arguments[0]));"
+            "if (row) row.scrollIntoView({block: 'center'});",
+            text,
+        )
+
     def log_text(self) -> str:
         """The text of the log viewer (a virtualized list: the window is tall enough for the
         lines a Shopflow failure logs)."""
