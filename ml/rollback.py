@@ -43,7 +43,7 @@ class PostPublishCheckError(RuntimeError):
     """A newly promoted champion failed the post-publish checks (and was rolled back)."""
 
 
-class NothingToCheck(RuntimeError):  # noqa: N818 - an outcome, not an error
+class NothingToCheck(RuntimeError):
     """An upstream failure left nothing to check: the task is skipped, not failed."""
 
 
