@@ -2,8 +2,9 @@
 ### shopflow_nightly
 
 Turns one business date's landing data into the published **recommendations** and
-**demand forecasts**. One run per business date D (UTC): run id `nightly__D` (or
-`scheduled__…` / `backfill__…`), logical date D 00:00, data interval D 00:00 → D+1 00:00 UTC.
+**demand forecasts**. One run per business date D (UTC): run id `nightly__D` whatever
+started it (schedule, backfill, `shopflow run`), logical date D 00:00, data interval
+D 00:00 → D+1 00:00 UTC.
 The scheduled run for D starts after D+1 00:00, when the day is over, and its first task
 waits for D's landing data. `shopflow run --date YYYY-MM-DD` runs it for any date, and a
 rerun replaces that date's outputs.
@@ -43,7 +44,7 @@ DEMAND_FORECAST = Asset("shopflow://exports/demand_forecast")
 with DAG(
     dag_id="shopflow_nightly",
     # data interval [D 00:00, D+1 00:00) UTC, logical date D: the run for D starts after D ends
-    schedule=BusinessDayTimetable(),
+    schedule=BusinessDayTimetable(run_id_prefix="nightly"),
     start_date=dt.datetime(2000, 1, 1, tzinfo=dt.UTC),  # any business date can be backfilled
     catchup=False,
     max_active_runs=1,

@@ -30,9 +30,9 @@ from shopflow.timetables import UpcomingCronTriggerTimetable
 with DAG(
     dag_id="shopflow_retrain",
     # the run's date is the trigger day; the cutoff is the latest built date on or before it.
-    # Switched on, the first run is the upcoming Sunday's, never a past one (run id for
-    # `shopflow retrain --date D`: retrain__D)
-    schedule=UpcomingCronTriggerTimetable("0 5 * * 0"),
+    # Switched on, the first run is the upcoming Sunday's, never a past one; run ids
+    # retrain__<date>, as `shopflow retrain --date D` names its run
+    schedule=UpcomingCronTriggerTimetable("0 5 * * 0", run_id_prefix="retrain"),
     start_date=dt.datetime(2000, 1, 1, tzinfo=dt.UTC),  # any date can be retrained for
     catchup=False,
     max_active_runs=1,

@@ -13,6 +13,10 @@ first scheduled run is the upcoming one. Dates that were missed are run on purpo
   gets D's interval too, not the day before's.
 - :class:`UpcomingCronTriggerTimetable` (shopflow_retrain): a cron trigger, same rule.
 
+Both name every run after its business date, whatever started it (schedule, backfill, a
+trigger): ``nightly__2025-12-31``, ``retrain__2025-12-31``, as ``shopflow run`` does; a
+date has one run, which a rerun or a backfill clears and runs again.
+
 Airflow serializes a DAG's timetable only when a plugin registers its class: the
 ``shopflow`` plugin (``shopflow.airflow_plugin``) does.
 """
@@ -38,17 +42,26 @@ def _now():
 
 
 class BusinessDayTimetable(CronDataIntervalTimetable):
-    """Daily data intervals [D 00:00, D+1 00:00) UTC, each run after its end."""
+    """Daily data intervals [D 00:00, D+1 00:00) UTC, each run after its end, run ids
+    ``<run_id_prefix>__D``."""
 
-    def __init__(self) -> None:
+    def __init__(self, run_id_prefix: str = "nightly") -> None:
         super().__init__("0 0 * * *", "UTC")
+        self.run_id_prefix = run_id_prefix
 
     @classmethod
     def deserialize(cls, data: dict[str, Any]) -> BusinessDayTimetable:
-        return cls()
+        return cls(data.get("run_id_prefix", "nightly"))
 
     def serialize(self) -> dict[str, Any]:
-        return {}
+        return {"run_id_prefix": self.run_id_prefix}
+
+    def generate_run_id(self, *, run_type, run_after, data_interval, **extra) -> str:
+        if data_interval is None:
+            return super().generate_run_id(
+                run_type=run_type, run_after=run_after, data_interval=data_interval, **extra
+            )
+        return f"{self.run_id_prefix}__{data_interval.start.date().isoformat()}"
 
     def _skip_to_latest(self, earliest):
         # the interval that ends after now - GRACE: the day under way, or one that just ended
@@ -63,17 +76,22 @@ class BusinessDayTimetable(CronDataIntervalTimetable):
 
 
 class UpcomingCronTriggerTimetable(CronTriggerTimetable):
-    """A UTC cron trigger whose first run after being switched on is never a past one."""
+    """A UTC cron trigger whose first run after being switched on is never a past one; run
+    ids ``<run_id_prefix>__<date of the run's time>``."""
 
-    def __init__(self, cron: str) -> None:
+    def __init__(self, cron: str, run_id_prefix: str) -> None:
         super().__init__(cron, timezone="UTC")
+        self.run_id_prefix = run_id_prefix
 
     @classmethod
     def deserialize(cls, data: dict[str, Any]) -> UpcomingCronTriggerTimetable:
-        return cls(data["expression"])
+        return cls(data["expression"], data["run_id_prefix"])
 
     def serialize(self) -> dict[str, Any]:
-        return {"expression": self._expression}
+        return {"expression": self._expression, "run_id_prefix": self.run_id_prefix}
+
+    def generate_run_id(self, *, run_type, run_after, data_interval, **extra) -> str:
+        return f"{self.run_id_prefix}__{run_after.date().isoformat()}"
 
     def next_dagrun_info(self, *, last_automated_data_interval, restriction) -> DagRunInfo | None:
         info = super().next_dagrun_info(

@@ -190,8 +190,27 @@ def _start(settings: Settings, name: str, env: dict[str, str]) -> None:
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: `down` stops it with its children
         )
-    record = {"pid": process.pid, "started": psutil.Process(process.pid).create_time()}
+    record = {
+        "pid": process.pid,
+        "started": psutil.Process(process.pid).create_time(),
+        "port": settings.airflow_port,
+    }
     pid_file(settings, name).write_text(json.dumps(record))
+
+
+def _check_same_port(settings: Settings) -> None:
+    """Services already running on another port than the setting's: say so at once."""
+    try:
+        record = json.loads(pid_file(settings, "api-server").read_text())
+    except (FileNotFoundError, ValueError):
+        return
+    port = record.get("port", settings.airflow_port)
+    if port != settings.airflow_port:
+        raise ServiceError(
+            f"Airflow of {settings.home} is already up on port {port}, not "
+            f"{settings.airflow_port} (SHOPFLOW_AIRFLOW_PORT): use that port, or "
+            "`shopflow down` first"
+        )
 
 
 def _tail(path: Path, lines: int = 15) -> str:
@@ -276,7 +295,10 @@ def up(settings: Settings, say: Callable[[str], None] = print) -> str:
     settings.airflow_services_dir.mkdir(parents=True, exist_ok=True)
     api = AirflowApi(settings)
     with _lock(settings):
-        starting = [s.name for s in status(settings) if not s.alive]
+        states = status(settings)
+        starting = [s.name for s in states if not s.alive]
+        if any(s.alive for s in states if s.name == "api-server"):
+            _check_same_port(settings)
         if starting:
             _check_ports(settings, starting)
             env = airflow_env(settings)

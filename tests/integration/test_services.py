@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import signal
@@ -64,3 +65,47 @@ def test_a_killed_scheduler_is_reported_and_up_restarts_it_over_stale_pid_files(
     # idempotent: nothing to start the second time
     third = deployment.shopflow("up", timeout=300)
     assert third.returncode == 0 and "started" not in third.stdout
+
+
+def test_the_nightly_waits_deferred_for_its_landing_marker(nightly):
+    """Triggered without the shop's data (as a scheduled night is), the sensor defers to the
+    triggerer, holding no pool slot, and succeeds once the partition's marker is written."""
+    from shopflow.deploy.api import AirflowApi
+    from shopflow.deploy.runs import _trigger, task_instances
+    from shopflow.landing import marker_path
+
+    settings = nightly.deployment.settings
+    day = nightly.run_date - dt.timedelta(days=1)
+    marker = marker_path(settings.landing_dir, "order_lines", day)
+    marker.unlink()
+    api = AirflowApi(settings)
+    run_id = _trigger(api, "shopflow_nightly", day)["dag_run_id"]
+
+    def sensor_state() -> str | None:
+        tis = task_instances(api, "shopflow_nightly", run_id)
+        return next(ti["state"] for ti in tis if ti["task_id"] == "wait_for_landing")
+
+    try:
+        _wait_for(lambda: sensor_state() == "deferred", 180)
+        warehouse = api.get("/pools/shopflow_warehouse")
+        assert warehouse["occupied_slots"] + warehouse["running_slots"] == 0
+        marker.touch()
+        _wait_for(lambda: sensor_state() == "success", 180)
+    finally:
+        marker.touch()
+        api.patch(f"/dags/shopflow_nightly/dagRuns/{run_id}", {"state": "failed"})
+
+
+def _wait_for(condition, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(2)
+
+
+def test_backfill_runs_each_date_through_airflows_backfill(nightly):
+    day = (nightly.run_date - dt.timedelta(days=2)).isoformat()
+    done = nightly.deployment.shopflow("backfill", "--start", day, "--end", day)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert f"nightly__{day}: success" in done.stdout
+    assert "1 runs succeeded" in done.stdout

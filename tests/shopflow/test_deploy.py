@@ -101,3 +101,14 @@ def test_the_execution_api_url_follows_the_port(tmp_path):
     assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://127.0.0.1:18123/execution/"
     assert env["AIRFLOW__API__BASE_URL"] == "http://localhost:18123"
     assert env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"] == "18124"
+
+
+def test_up_on_another_port_than_the_running_one_says_so_at_once(settings):
+    from shopflow.deploy.services import ServiceError, up
+
+    settings.airflow_services_dir.mkdir(parents=True)
+    me = psutil.Process()
+    record = {"pid": me.pid, "started": me.create_time(), "port": settings.airflow_port + 7}
+    pid_file(settings, "api-server").write_text(json.dumps(record))
+    with pytest.raises(ServiceError, match=f"already up on port {settings.airflow_port + 7}"):
+        up(settings, say=lambda _: None)

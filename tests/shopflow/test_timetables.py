@@ -53,7 +53,7 @@ def test_after_a_night_the_next_is_the_following_day(monkeypatch):
 def test_switched_on_the_weekly_retrain_waits_for_the_upcoming_sunday(monkeypatch):
     now = _utc(2026, 12, 5, 18, 15)  # a Saturday
     monkeypatch.setattr("shopflow.timetables._now", lambda: now)
-    info = UpcomingCronTriggerTimetable("0 5 * * 0").next_dagrun_info(
+    info = UpcomingCronTriggerTimetable("0 5 * * 0", "retrain").next_dagrun_info(
         last_automated_data_interval=None,
         restriction=TimeRestriction(earliest=SINCE_2000, latest=None, catchup=False),
     )
@@ -63,6 +63,23 @@ def test_switched_on_the_weekly_retrain_waits_for_the_upcoming_sunday(monkeypatc
 def test_timetables_serialize_round_trip():
     day = BusinessDayTimetable.deserialize(BusinessDayTimetable().serialize())
     assert isinstance(day, BusinessDayTimetable)
-    weekly = UpcomingCronTriggerTimetable("0 5 * * 0")
+    weekly = UpcomingCronTriggerTimetable("0 5 * * 0", "retrain")
     again = UpcomingCronTriggerTimetable.deserialize(weekly.serialize())
-    assert again == weekly
+    assert again == weekly and again.run_id_prefix == "retrain"
+
+
+def test_every_run_is_named_after_its_business_date():
+    from airflow.utils.types import DagRunType
+
+    day = BusinessDayTimetable("nightly")
+    interval = day.infer_manual_data_interval(run_after=_utc(2025, 12, 31))
+    for run_type in (DagRunType.SCHEDULED, DagRunType.BACKFILL_JOB):
+        run_id = day.generate_run_id(
+            run_type=run_type, run_after=_utc(2026, 1, 1), data_interval=interval
+        )
+        assert run_id == "nightly__2025-12-31"
+    weekly = UpcomingCronTriggerTimetable("0 5 * * 0", "retrain")
+    run_id = weekly.generate_run_id(
+        run_type=DagRunType.SCHEDULED, run_after=_utc(2026, 12, 6, 5), data_interval=None
+    )
+    assert run_id == "retrain__2026-12-06"
