@@ -22,6 +22,7 @@ rerun replaces that date's outputs.
 | `validate_predictions` | quality gate on predictions | nothing was published; yesterday's exports are intact |
 | `publish_exports` | atomically publishes `exports.*` and Parquet | yesterday's exports are intact |
 | `check_published` | runs last, whatever happened upstream: when a model version changed since the previous published run, checks coverage, row counts, NaN share and shift (or, if nothing was published, whether scoring with the new champion failed) | the new champion was rolled back, the exports for the date rebuilt with the previous one; see docs/lifecycle.md, runbook "The model was rolled back last night" |
+| `any_task_failed` | runs only when a task failed: fails the run (`check_published` is skipped when an upstream failure left nothing to check, and a run whose last task was skipped would count as a success) | look at the first red task before it: its log says what failed and what to do |
 
 Data errors fail at once (not retried); infrastructure errors are retried twice.
 Only one run at a time (`max_active_runs=1`) and every task but the sensor runs in the
@@ -141,6 +142,20 @@ with DAG(
 
         return run_step("check_published", ds)
 
+    @task(
+        trigger_rule="one_failed",
+        retries=0,
+        on_failure_callback=[],  # the failed task itself has alerted
+        doc_md="Fails the run when any task failed; the first red task's log says why.",
+    )
+    def any_task_failed() -> None:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException(
+            "a task of this run failed: its log (the first red task) says what failed and what "
+            "to do. This task only marks the run as failed."
+        )
+
     built = build_warehouse()
     landing_ready >> ingest_landing() >> built
     models = (
@@ -152,3 +167,7 @@ with DAG(
     scores = [score_forecast(), score_recommendations()]
     models >> scores
     scores >> validate_predictions() >> publish_exports() >> check_published()
+    # after every task: a run fails when any task failed, whatever the last task did
+    watcher = any_task_failed()
+    for upstream in [t for t in dag.tasks if t is not watcher.operator]:
+        upstream >> watcher

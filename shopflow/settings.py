@@ -50,6 +50,11 @@ class Settings:
     airflow_admin_password: str | None = None
     # longest wait for one DAG run (or backfill) started by `shopflow run|retrain|backfill`
     run_timeout_minutes: int = 180
+    # where on-call opens the Airflow UI, for the links in failure messages (runbooks, Data
+    # Docs); None: the local deployment's airflow_url
+    ui_base_url: str | None = None
+    # recipients of failure e-mails (SMTP connection `shopflow_smtp`); empty: no e-mail
+    alert_emails: tuple[str, ...] = ()
     known_currencies: tuple[str, ...] = field(
         default=("EUR", "GBP", "USD", "CHF", "SEK", "DKK", "NOK", "PLN", "CZK", "JPY", "AUD", "CAD")
     )
@@ -100,6 +105,11 @@ class Settings:
     def airflow_url(self) -> str:
         """Base URL of the local API server (UI, REST API, execution API)."""
         return f"http://localhost:{self.airflow_port}"
+
+    @property
+    def ui_url(self) -> str:
+        """The Airflow UI as on-call opens it: ``SHOPFLOW_UI_URL``, else :attr:`airflow_url`."""
+        return self.ui_base_url or self.airflow_url
 
     @property
     def airflow_log_server_ports(self) -> tuple[int, int]:
@@ -161,4 +171,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         airflow_port=_env_int(env, "SHOPFLOW_AIRFLOW_PORT", 8080),
         airflow_admin_password=env.get("SHOPFLOW_AIRFLOW_ADMIN_PASSWORD") or None,
         run_timeout_minutes=_env_int(env, "SHOPFLOW_RUN_TIMEOUT_MINUTES", 180),
+        ui_base_url=(env.get("SHOPFLOW_UI_URL") or "").rstrip("/") or None,
+        alert_emails=tuple(
+            a.strip() for a in (env.get("SHOPFLOW_ALERT_EMAILS") or "").split(",") if a.strip()
+        ),
     )

@@ -49,7 +49,9 @@ def previous_run_date(settings, run_date: dt.date) -> dt.date | None:
 
 
 def published_rows(settings, table: str, run_date: dt.date) -> pd.DataFrame:
-    """The published rows of ``exports.<table>`` for ``run_date``."""
+    """The published rows of ``exports.<table>`` for ``run_date`` (none on a new home)."""
+    if not settings.published_db_path.exists():  # a new home's first night: nothing yet
+        return pd.DataFrame({"model_version": pd.Series([], dtype="object")})
     con = _published(settings)
     try:
         return con.execute(f"select * from exports.{table} where run_date = ?", [run_date]).df()

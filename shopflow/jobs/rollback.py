@@ -40,6 +40,10 @@ class PostPublishCheckError(RuntimeError):
     """A newly promoted champion failed the post-publish checks (and was rolled back)."""
 
 
+class NothingToCheck(RuntimeError):
+    """An upstream failure left nothing to check: the task is skipped, not failed."""
+
+
 # -- what the checks compare with ----------------------------------------------------------
 def _active(settings, run_date: dt.date) -> tuple[set[str], set[str]]:
     """Active customers and products as of ``run_date`` (same rules as the prediction suites)."""
@@ -169,13 +173,15 @@ def check_after_publish(
     """The ``check_published`` step of the nightly run: check new champions, roll back on failure.
 
     Raises :class:`PostPublishCheckError` after a rollback (or when one is impossible), with a
-    message that says what failed, what was done and where the runbook is.
+    message that says what failed, what was done and where the runbook is, and
+    :class:`NothingToCheck` when nothing was published because of an upstream failure that no
+    new champion caused (the failed task upstream is the one to look at).
     """
     changed = changed_models(settings, run_date)
     published = is_published(settings, run_date)
     if not changed:
         if not published:
-            raise PostPublishCheckError(
+            raise NothingToCheck(
                 f"nothing was published for {run_date} and no model changed: the failure is "
                 "upstream (see the first failed task); no rollback needed"
             )
@@ -184,7 +190,7 @@ def check_after_publish(
         results = run_checks(settings, run_date, list(changed), policy)
     else:
         if features_built_as_of(settings) != run_date:
-            raise PostPublishCheckError(
+            raise NothingToCheck(
                 f"nothing was published for {run_date} and the warehouse was not built for it: "
                 "the failure is upstream of the models (see the first failed task); no rollback"
             )
@@ -195,7 +201,7 @@ def check_after_publish(
         name for name in changed if any(not r.passed for r in results if r.model_name == name)
     }
     if not published and not failed:
-        raise PostPublishCheckError(
+        raise NothingToCheck(
             f"nothing was published for {run_date}, but scoring with the new champion(s) "
             f"{sorted(changed)} worked: the failure is elsewhere (see the first failed task)"
         )

@@ -39,7 +39,16 @@ def default_args() -> dict:
         "retry_exponential_backoff": True,
         # one slot: tasks touching the warehouse DuckDB file never run concurrently
         "pool": WAREHOUSE_POOL,
+        # mails on-call when SHOPFLOW_ALERT_EMAILS is set (off by default)
+        "on_failure_callback": failure_notifier(),
     }
+
+
+def failure_notifier():
+    """The tasks' failure notifier (imports Airflow's SDK: call it from DAG files only)."""
+    from shopflow.oncall_notifier import FailureEmailNotifier
+
+    return FailureEmailNotifier()
 
 
 # -- shopflow_nightly ------------------------------------------------------------------------
@@ -80,10 +89,11 @@ def check_dbt_model(report: dict) -> dict:
     if problems:
         from airflow.sdk.exceptions import AirflowFailException
 
+        from shopflow.oncall import with_guidance
+
+        message = f"dbt model {report['model']} failed: " + "; ".join(problems)
         raise AirflowFailException(
-            f"dbt model {report['model']} failed: "
-            + "; ".join(problems)
-            + ". Full log: $SHOPFLOW_HOME/dbt/logs/dbt.log"
+            with_guidance(message + ". Full log: $SHOPFLOW_HOME/dbt/logs/dbt.log", "DbtBuildError")
         )
     return {"model": report["model"], "seconds": report["seconds"], "tests": report["tests"]}
 
@@ -138,10 +148,18 @@ def publish(settings: Settings, run_date: dt.date) -> dict:
 
 
 def check_published(settings: Settings, run_date: dt.date) -> dict:
-    """Post-publish checks of newly promoted champions; roll back and republish on failure."""
-    from shopflow.jobs.rollback import check_after_publish
+    """Post-publish checks of newly promoted champions; roll back and republish on failure.
 
-    return check_after_publish(settings, run_date)
+    Skipped (not failed, so never retried) when an upstream failure left nothing to check.
+    """
+    from shopflow.jobs.rollback import NothingToCheck, check_after_publish
+
+    try:
+        return check_after_publish(settings, run_date)
+    except NothingToCheck as exc:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        raise AirflowSkipException(f"nothing to check: {exc}") from exc
 
 
 # -- shopflow_retrain: champion/challenger (see shopflow.jobs.retrain) ------------------------
@@ -247,8 +265,11 @@ def run_step(step: str, ds: str) -> dict:
         if isinstance(exc, data_error_types()):
             from airflow.sdk.exceptions import AirflowFailException
 
-            log.error("%s for %s failed on data (not retried):\n%s", step, ds, exc)
-            raise AirflowFailException(f"{step} for {ds}: {exc}") from exc
+            from shopflow.oncall import failure_message
+
+            message = failure_message(step, ds, exc, settings)  # + what to do, runbook, Data Docs
+            log.error("%s for %s failed on data (not retried):\n%s", step, ds, message)
+            raise AirflowFailException(message) from exc
         raise
     log.info("%s for %s: %s", step, ds, result)
     return result

@@ -119,13 +119,16 @@ def test_one_writer_per_duckdb_file_one_run_and_one_warehouse_slot_at_a_time(pro
 
 def test_infrastructure_errors_are_retried(probe):
     # data errors fail at once (AirflowFailException); a lock timeout or a killed process is
-    # retried. Only a mapped report task, which reads an XCom and touches nothing, and a
-    # sensor, whose wait is bounded by its own timeout, may not.
+    # retried. Only a mapped report task, which reads an XCom and touches nothing, a sensor,
+    # whose wait is bounded by its own timeout, and a failure watcher may not.
     for dag_id, dag in probe["dags"].items():
         never_retried = [
             task_id
             for task_id, task in dag["tasks"].items()
-            if task["retries"] < 1 and not task["mapped"] and not task["sensor"]
+            if task["retries"] < 1
+            and not task["mapped"]
+            and not task["sensor"]
+            and task["trigger_rule"] != "one_failed"  # a watcher: it only fails the run
         ]
         assert never_retried == [], dag_id
 
@@ -198,11 +201,27 @@ def test_nightly_nothing_publishes_before_the_quality_gates_pass(nightly):
             assert rules == dict.fromkeys(on_the_way, "all_success"), (gate, publisher)
 
 
+def _watchers(dag: dict) -> set[str]:
+    """Tasks that run only when another failed (they fail the run and touch nothing)."""
+    return {task_id for task_id, task in dag.items() if task["trigger_rule"] == "one_failed"}
+
+
 def test_nightly_checks_the_published_outputs_last_whatever_happened(nightly):
-    assert ancestors(nightly, CHECK) == set(nightly) - {CHECK}
-    assert nightly[CHECK]["downstream"] == []
+    watchers = _watchers(nightly)
+    assert ancestors(nightly, CHECK) == set(nightly) - {CHECK} - watchers
+    assert set(nightly[CHECK]["downstream"]) <= watchers
     # runs after failures too: a new champion that breaks scoring is rolled back as well
     assert nightly[CHECK]["trigger_rule"] == "all_done"
+
+
+def test_a_failed_nightly_task_fails_the_run_even_when_the_last_task_is_skipped(nightly):
+    # check_published is skipped when an upstream failure left nothing to check, and a run
+    # whose leaves succeeded or were skipped would count as a success
+    watchers = _watchers(nightly)
+    assert len(watchers) == 1
+    (watcher,) = watchers
+    assert ancestors(nightly, watcher) == set(nightly) - {watcher}
+    assert nightly[watcher]["downstream"] == []
 
 
 # -- shopflow_retrain ------------------------------------------------------------------------
