@@ -125,6 +125,13 @@ GUIDANCE: dict[tuple[str, str | None], Guidance] = {
         "rebuilt, analysts can use them and there is nothing to do tonight (do not clear this "
         "task: it is the record); otherwise follow the runbook.",
     ),
+    ("MissingInputsError", None): Guidance(
+        MODELS,
+        "Training inputs are not built",
+        "the warehouse lacks the features this training or backtest reads as of the date "
+        "(nothing was trained or written). Run the command the message names (the nightly run "
+        "or the retrain for that date builds them), then clear this task.",
+    ),
     ("RetrainNotPossibleError", None): Guidance(
         MODELS,
         "A retrain cannot start",

@@ -39,7 +39,7 @@ def test_every_runbook_link_points_at_an_existing_section(guidance):
 
 
 def test_every_data_error_type_has_its_own_guidance():
-    from shopflow.pipeline import data_error_types
+    from shopflow.jobs.steps import data_error_types
 
     names = {t.__name__ for t in data_error_types()}
     assert names <= {name for name, _ in oncall.GUIDANCE}, names
@@ -108,7 +108,7 @@ def test_the_step_picks_the_quality_section(settings):
 
 
 def test_model_errors_point_at_the_models_runbook_without_data_docs(settings):
-    from ml.registry import ArtifactIntegrityError
+    from shopflow.registry import ArtifactIntegrityError
 
     error = ArtifactIntegrityError("demand_forecast v1: artifact checksum abc does not match")
     message = oncall.failure_message("score_forecast", "2025-04-10", error, settings)

@@ -9,10 +9,10 @@ import time
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
-from ml.rollback import NothingToCheck, check_after_publish
 
-from shopflow import pipeline
 from shopflow.ingest import LandingFormatError
+from shopflow.jobs import steps
+from shopflow.jobs.rollback import NothingToCheck, check_after_publish
 
 DAY = dt.date(2025, 4, 10)
 
@@ -28,9 +28,9 @@ def test_a_data_error_fails_the_task_with_what_to_do_and_the_runbook_link(home, 
     def broken(settings, run_date):
         raise LandingFormatError("landing/order_lines/2025-04-10/a.csv: the file is empty")
 
-    monkeypatch.setitem(pipeline.NIGHTLY_STEPS, "ingest_landing", broken)
+    monkeypatch.setitem(steps.NIGHTLY_STEPS, "ingest_landing", broken)
     with pytest.raises(AirflowFailException) as failed:
-        pipeline.run_step("ingest_landing", DAY.isoformat())
+        steps.run_step("ingest_landing", DAY.isoformat())
     lines = str(failed.value).splitlines()
     assert lines[0] == "ingest_landing for 2025-04-10: landing/order_lines/2025-04-10/a.csv: " + (
         "the file is empty"
@@ -50,7 +50,7 @@ def test_a_failed_dbt_model_says_what_to_do():
         "failed_tests": ["not_null_fct_order_lines_product_id: 3 failing rows"],
     }
     with pytest.raises(AirflowFailException) as failed:
-        pipeline.check_dbt_model(report)
+        steps.check_dbt_model(report)
     message = str(failed.value)
     assert message.startswith("dbt model fct_order_lines failed: not_null_fct_order_lines")
     assert "/shopflow/docs/runbooks/dbt_build.md#a-model-or-a-dbt-test-failed" in message
@@ -70,7 +70,7 @@ def test_first_night_without_exports_has_nothing_to_check(home):
 
 def test_check_published_is_skipped_not_failed_when_upstream_failed(home):
     with pytest.raises(AirflowSkipException, match="nothing to check: nothing was published"):
-        pipeline.run_step("check_published", DAY.isoformat())
+        steps.run_step("check_published", DAY.isoformat())
 
 
 def free_port() -> int:
@@ -128,7 +128,7 @@ def test_failure_email_is_off_by_default(home, smtp_sink, monkeypatch):
 
 
 def test_failure_email_carries_the_failure_summary(home, smtp_sink, monkeypatch):
-    from shopflow.orchestration import default_args
+    from shopflow.jobs.steps import default_args
 
     port, received = smtp_sink
     monkeypatch.setenv(
