@@ -2,9 +2,9 @@
 ### shopflow_nightly
 
 Turns one business date's landing data into the published **recommendations** and
-**demand forecasts**. One run per business date D (UTC): run id `nightly__D` whatever
-started it (schedule, backfill, `shopflow run`), logical date D 00:00, data interval
-D 00:00 → D+1 00:00 UTC.
+**demand forecasts**. One run per business date D (UTC): run id `nightly__D` (scheduled or
+`shopflow run`; a new backfill run is Airflow's `backfill__<D+1>`), logical date D 00:00,
+data interval D 00:00 → D+1 00:00 UTC.
 The scheduled run for D starts after D+1 00:00, when the day is over, and its first task
 waits for D's landing data. `shopflow run --date YYYY-MM-DD` runs it for any date, and a
 rerun replaces that date's outputs.

@@ -13,9 +13,10 @@ first scheduled run is the upcoming one. Dates that were missed are run on purpo
   gets D's interval too, not the day before's.
 - :class:`UpcomingCronTriggerTimetable` (shopflow_retrain): a cron trigger, same rule.
 
-Both name every run after its business date, whatever started it (schedule, backfill, a
-trigger): ``nightly__2025-12-31``, ``retrain__2025-12-31``, as ``shopflow run`` does; a
-date has one run, which a rerun or a backfill clears and runs again.
+Both name a scheduled run after its business date (``nightly__2025-12-31``,
+``retrain__2025-12-31``), as ``shopflow run`` names the runs it triggers; a date has one
+run, which a rerun or a backfill clears and runs again. (A backfill run for a date that had
+none is named by Airflow itself, ``backfill__<run after>``: the day after its date.)
 
 Airflow serializes a DAG's timetable only when a plugin registers its class: the
 ``shopflow`` plugin (``shopflow.airflow_plugin``) does.

@@ -397,7 +397,10 @@ def backfill(
         for run in runs:
             if seen.get(run["dag_run_id"]) != run["state"]:
                 seen[run["dag_run_id"]] = run["state"]
-                say(f"  {run['dag_run_id']}: {run['state']}")
+                # Airflow names a new backfill run after its run-after time, the day after
+                # its business date: say which date it is
+                day = (run.get("logical_date") or "")[:10]
+                say(f"  {day} ({run['dag_run_id']}): {run['state']}")
         info = api.get(f"/backfills/{created['id']}")
         finished = all(r["state"] not in ACTIVE for r in runs) and len(runs) >= len(days)
         if info.get("completed_at") or finished:

@@ -107,5 +107,5 @@ def test_backfill_runs_each_date_through_airflows_backfill(nightly):
     day = (nightly.run_date - dt.timedelta(days=2)).isoformat()
     done = nightly.deployment.shopflow("backfill", "--start", day, "--end", day)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert f"nightly__{day}: success" in done.stdout
+    assert f"  {day} (backfill__" in done.stdout and ": success" in done.stdout
     assert "1 runs succeeded" in done.stdout

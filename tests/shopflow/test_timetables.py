@@ -68,16 +68,15 @@ def test_timetables_serialize_round_trip():
     assert again == weekly and again.run_id_prefix == "retrain"
 
 
-def test_every_run_is_named_after_its_business_date():
+def test_scheduled_runs_are_named_after_their_business_date():
     from airflow.utils.types import DagRunType
 
     day = BusinessDayTimetable("nightly")
     interval = day.infer_manual_data_interval(run_after=_utc(2025, 12, 31))
-    for run_type in (DagRunType.SCHEDULED, DagRunType.BACKFILL_JOB):
-        run_id = day.generate_run_id(
-            run_type=run_type, run_after=_utc(2026, 1, 1), data_interval=interval
-        )
-        assert run_id == "nightly__2025-12-31"
+    run_id = day.generate_run_id(
+        run_type=DagRunType.SCHEDULED, run_after=_utc(2026, 1, 1), data_interval=interval
+    )
+    assert run_id == "nightly__2025-12-31"
     weekly = UpcomingCronTriggerTimetable("0 5 * * 0", "retrain")
     run_id = weekly.generate_run_id(
         run_type=DagRunType.SCHEDULED, run_after=_utc(2026, 12, 6, 5), data_interval=None
