@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from shopflow.generator import GeneratedShop, ShopSpec, generate_shop
-from shopflow.landing import CONTRACT
+from shopflow.landing import COMPLETE_MARKER, CONTRACT
 
 SMALL = ShopSpec(customers=200, products=50, days=60)
 # June to January: a summer dip, the December peak, several promotions, 34 full weeks.
@@ -116,7 +116,7 @@ def test_another_seed_gives_another_shop(small, tmp_path):
     landing = small.landing
     generate_shop(ShopSpec(customers=200, products=50, days=60, seed=7), tmp_path)
     first, second = _files(landing), _files(tmp_path)
-    days = [name for name in first if name.startswith("order_lines/")]
+    days = [name for name in first if name.startswith("order_lines/") and name.endswith(".parquet")]
     differing = [name for name in days if first[name] != second.get(name)]
     assert len(differing) == len(days)
 
@@ -158,7 +158,10 @@ def test_one_order_lines_partition_per_day_and_nothing_outside(small):
     expected = [(SMALL.start + dt.timedelta(days=d)).isoformat() for d in range(SMALL.days)]
     assert folders == expected
     for folder in (landing / "order_lines").iterdir():
-        assert [p.name for p in folder.iterdir()] == ["part-0.parquet"]
+        # one data file, and the marker that says the partition is complete, written last
+        assert sorted(p.name for p in folder.iterdir()) == sorted(
+            ["part-0.parquet", COMPLETE_MARKER]
+        )
     lines = small.lines
     assert (lines["ordered_at"].dt.date == lines["partition"]).all()
 

@@ -26,7 +26,7 @@ from shopflow.adapters.online_retail_ii import (
     is_non_product_code,
     non_product_code_sql,
 )
-from shopflow.landing import CONTRACT
+from shopflow.landing import COMPLETE_MARKER, CONTRACT
 from tests.conftest import REPO_ROOT, SHARED_DATA
 
 REAL_FILE = SHARED_DATA / "online_retail_ii_2009_2010.parquet"
@@ -349,7 +349,7 @@ def landing_files(landing: Path) -> dict[str, bytes]:
     return {
         str(p.relative_to(landing)): p.read_bytes()
         for p in sorted(landing.rglob("*"))
-        if p.is_file()
+        if p.is_file() and p.name != COMPLETE_MARKER
     }
 
 
@@ -362,6 +362,8 @@ def test_load_source_writes_one_partition_per_utc_date(tmp_path: Path) -> None:
     assert (result.order_lines, result.products, result.customers) == (10, 6, 2)
     assert (result.first_date, result.last_date) == (dt.date(2009, 12, 1), dt.date(2010, 7, 3))
     assert result.report == EXPECTED_REPORT
+    # every partition written is marked complete
+    assert [d for d in landing.glob("*/*") if not (d / COMPLETE_MARKER).is_file()] == []
     assert sorted(landing_files(landing)) == [
         "customers/2009-12-01/part-0.parquet",
         "customers/2010-07-02/part-0.parquet",
