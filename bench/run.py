@@ -25,6 +25,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 from bench.sizes import SIZES
+from shopflow.deploy.services import free_port_block
 
 ROOT = Path(__file__).resolve().parent
 TARGETS = {
@@ -84,21 +85,6 @@ def run_stage(
     return result
 
 
-def _free_port() -> int:
-    """A free port whose next two are free too (the deployment's log servers use them)."""
-    import socket
-
-    from shopflow.deploy.services import port_in_use
-
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        if port < 65000 and not any(port_in_use(p) for p in (port, port + 1, port + 2)):
-            return port
-    raise RuntimeError("no free port")
-
-
 def run_airflow_nightly(home: Path, day: dt.date) -> dict:
     """The nightly for ``day`` through the scheduler of a local deployment (`shopflow run`),
     services started before the clock starts and stopped after; task spans and the build
@@ -107,7 +93,11 @@ def run_airflow_nightly(home: Path, day: dt.date) -> dict:
     from shopflow.deploy.runs import run_id_for, task_instances, task_log, task_seconds
     from shopflow.settings import load_settings
 
-    env = {**os.environ, "SHOPFLOW_HOME": str(home), "SHOPFLOW_AIRFLOW_PORT": str(_free_port())}
+    env = {
+        **os.environ,
+        "SHOPFLOW_HOME": str(home),
+        "SHOPFLOW_AIRFLOW_PORT": str(free_port_block()),
+    }
     shopflow = str(Path(sys.executable).with_name("shopflow"))
     started = time.perf_counter()
     up = subprocess.run([shopflow, "up"], env=env, capture_output=True, text=True, check=False)

@@ -140,6 +140,18 @@ def _lock(settings: Settings, timeout: float = START_TIMEOUT_SECONDS * 2) -> Ite
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def free_port_block(size: int = 3) -> int:
+    """A free loopback port whose next ``size - 1`` ports are free too (the API server's port
+    is followed by the two log servers' ports)."""
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        if port < 65536 - size and not any(port_in_use(p) for p in range(port, port + size)):
+            return port
+    raise ServiceError(f"no block of {size} free ports found on 127.0.0.1")
+
+
 def port_in_use(port: int) -> bool:
     """True when something listens on ``port`` on this machine or the port cannot be bound."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:

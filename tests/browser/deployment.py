@@ -11,7 +11,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import urllib.parse
@@ -19,6 +18,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shopflow.deploy.services import free_port_block
 from shopflow.generator import ShopSpec
 
 # Small enough for a few minutes in CI, large enough for every model and suite to work.
@@ -27,16 +27,10 @@ ADMIN = "admin"
 NIGHTLY = "shopflow_nightly"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @dataclass
 class Deployment:
     home: Path
-    port: int = field(default_factory=free_port)
+    port: int = field(default_factory=free_port_block)
     password: str = field(default_factory=lambda: secrets.token_urlsafe(10))
 
     @property

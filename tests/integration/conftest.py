@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -19,21 +18,10 @@ import duckdb
 import psutil
 import pytest
 
-from shopflow.deploy.services import port_in_use, status
+from shopflow.deploy.services import free_port_block, port_in_use, status
 from shopflow.settings import Settings, load_settings
 
 SHOPFLOW = Path(sys.executable).with_name("shopflow")
-
-
-def free_port() -> int:
-    """A port whose next two are free too (the log servers use them)."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        if port < 65000 and not any(port_in_use(p) for p in (port, port + 1, port + 2)):
-            return port
-    raise RuntimeError("no free port")
 
 
 @dataclass
@@ -76,7 +64,7 @@ def make_deployment(home: Path) -> Deployment:
     env = {
         **os.environ,
         "SHOPFLOW_HOME": str(home),
-        "SHOPFLOW_AIRFLOW_PORT": str(free_port()),
+        "SHOPFLOW_AIRFLOW_PORT": str(free_port_block()),
         "SHOPFLOW_RUN_TIMEOUT_MINUTES": "30",
     }
     return Deployment(load_settings(env), env)

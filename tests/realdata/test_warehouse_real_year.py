@@ -125,12 +125,12 @@ def expected() -> dict:
 def nightly(real_landing, tmp_path_factory, record_testsuite_property):
     """shopflow_nightly through the scheduler for the year's last date, on a fresh home (its
     own Airflow services on a free port, stopped at the end)."""
-    from tests.integration.conftest import free_port
+    from shopflow.deploy.services import free_port_block
 
     landing, load, load_seconds = real_landing
     home = tmp_path_factory.mktemp("real_nightly") / "home"
     settings = load_settings(
-        {"SHOPFLOW_HOME": str(home), "SHOPFLOW_AIRFLOW_PORT": str(free_port())}
+        {"SHOPFLOW_HOME": str(home), "SHOPFLOW_AIRFLOW_PORT": str(free_port_block())}
     )
     settings.ensure_dirs()
     copy_landing(landing, settings)

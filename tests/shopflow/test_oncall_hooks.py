@@ -4,12 +4,12 @@ skipped when there is nothing to check, and the failure e-mail."""
 from __future__ import annotations
 
 import datetime as dt
-import socket
 import time
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+from shopflow.deploy.services import free_port_block
 from shopflow.ingest import LandingFormatError
 from shopflow.jobs import steps
 from shopflow.jobs.rollback import NothingToCheck, check_after_publish
@@ -73,12 +73,6 @@ def test_check_published_is_skipped_not_failed_when_upstream_failed(home):
         steps.run_step("check_published", DAY.isoformat())
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def smtp_sink():
     """A local SMTP server on a free loopback port; yields the list of received messages."""
@@ -91,7 +85,7 @@ def smtp_sink():
         def handle_message(self, message):
             received.append(message)
 
-    port = free_port()
+    port = free_port_block()
     controller = Controller(Keep(), hostname="127.0.0.1", port=port)
     controller.start()
     try:
