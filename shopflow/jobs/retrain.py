@@ -33,7 +33,7 @@ from ml.promotion import (
 from ml.recommend.ranker import RankerParams
 from ml.training import TrainedModel, train_forecaster, train_ranker
 from shopflow import dbt
-from shopflow.ingest import changed_partitions
+from shopflow.ingest import changed_partitions, read_manifest
 from shopflow.jobs.inputs import read_training_forecast_inputs, read_training_recommend_inputs
 from shopflow.jobs.published import published_run_dates
 from shopflow.registry import ModelVersion, Registry
@@ -133,10 +133,7 @@ def training_data_gate(settings, cutoff: dt.date) -> tuple[bool, str]:
     with connect(settings, read_only=True) as con:
         if not table_exists(con, "raw", "landing_manifest"):
             return False, "no landing data was ever ingested (raw.landing_manifest is missing)"
-        rows = con.execute(
-            "select entity, partition_date, fingerprint from raw.landing_manifest"
-        ).fetchall()
-    manifest = {(entity, day): fingerprint for entity, day, fingerprint in rows}
+        manifest = read_manifest(con)
     pending = changed_partitions(settings, cutoff, manifest)
     if pending:
         names = ", ".join(f"{p.entity}/{p.partition_date}" for p, _ in pending[:5])
