@@ -36,6 +36,8 @@ TARGETS = {
     "rebuild_seconds": 15 * 60.0,
     "rebuild_rss_mb": 6 * 1024.0,
     "dbt_visibility": 1.15,
+    # the nightly through the scheduler against the same steps in one process
+    "scheduler_overhead": 1.15,
 }
 
 
@@ -324,8 +326,8 @@ def report(size: str, results: dict[str, dict], info: dict) -> str:
                 f"{seconds:.1f} s, {overhead:.2f}x ({nightly['seconds']:.1f} s in process; "
                 f"services started beforehand in "
                 f"{results['nightly_airflow']['detail'].get('up_seconds', 0):.0f} s)",
-                f"< {TARGETS['nightly_seconds']:.0f} s",
-                seconds < TARGETS["nightly_seconds"],
+                f"< {TARGETS['nightly_seconds']:.0f} s and <= {TARGETS['scheduler_overhead']:.2f}x",
+                seconds < TARGETS["nightly_seconds"] and overhead <= TARGETS["scheduler_overhead"],
             ),
         )
         tasks = results["nightly_airflow"]["detail"]["tasks"]
