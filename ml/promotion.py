@@ -1,16 +1,24 @@
-"""The promotion policy: when a challenger replaces the champion. Pure functions of metrics.
+"""The promotion policy: what serves each model, a trained model or a baseline. Pure functions.
 
-Two promotion rules, on purpose:
-- the nightly run's bootstrap (``shopflow.jobs.nightly.ensure_champion``): when a model has no
-  champion, the first model trained is promoted even if it does not beat the baselines,
-  because the nightly run cannot publish without one; the recorded reason says whether it
-  beats them (:func:`beats_baselines`).
+The baselines are candidates for champion like the trained models: every decision chooses
+among the trained model, the current champion and the baselines evaluated on the same rows,
+and a trained model that loses to a baseline never serves. When a baseline wins, the caller
+registers it as a *baseline version* (``ml.serving``: a JSON artifact naming it) and promotes
+that; the trained model stays a challenger, with the reason on record.
+
+Two entry points:
+- :func:`choose_first` (the nightly run's bootstrap, ``shopflow.jobs.nightly.ensure_champion``):
+  a model has no champion; the trained model serves if it beats every baseline on the primary
+  metric of its holdout, otherwise the best baseline serves. Without any holdout evaluation
+  (history too short) the trained model serves, and the reason says so.
 - :func:`decide` (``shopflow_retrain``): the strict rule of :class:`PromotionPolicy`. A
   challenger is promoted only if the data it was trained on passed the quality gate, it beats
   every baseline on the primary metric, beats the champion by the margin on the primary metric
-  and does not regress on the secondary metrics beyond the tolerance. The first model ever
-  (no champion) is promoted only if it beats the baselines. Otherwise it stays a challenger and
-  the reason is recorded (``registry_events.action = 'kept_challenger'``).
+  and does not regress on the secondary metrics beyond the tolerance (a baseline champion is
+  beaten by beating every baseline by the margin). When the challenger loses to a baseline and
+  the champion does too (or there is no champion), the best baseline is to serve
+  (``Decision.baseline``). Otherwise the challenger stays a challenger and the reason is
+  recorded (``registry_events.action = 'kept_challenger'``).
 
 A *version* here is any registry record with ``version``, ``params`` and ``feature_schema``
 attributes (``shopflow.registry.ModelVersion``); this module never reads the registry.
@@ -28,6 +36,7 @@ from ml.forecast.model import ForecastParams
 from ml.recommend.ranker import FEATURES as RANKER_FEATURES
 from ml.recommend.ranker import MODEL_NAME as RANKER_MODEL
 from ml.recommend.ranker import RankerParams
+from ml.serving import baseline_of
 
 MODEL_NAMES = (FORECAST_MODEL, RANKER_MODEL)
 
@@ -83,6 +92,8 @@ class PromotionPolicy:
 
 def incompatibility(model_name: str, version) -> str | None:
     """Why ``version`` cannot score with this code (its feature schema differs), or None."""
+    if baseline_of(version) is not None:
+        return None  # a baseline reads no feature schema of its own
     if list(version.feature_schema) == list(FEATURES[model_name]):
         return None
     return (
@@ -115,6 +126,41 @@ def beats_baselines(model_name: str, results: dict, candidate: str = "model") ->
     return True, f"{metric} {mine:.4f} beats every baseline"
 
 
+def best_baseline(model_name: str, results: dict) -> str | None:
+    """The baseline with the best finite primary metric in ``results`` (ties: name order)."""
+    metric, higher_is_better = PRIMARY[model_name]
+    scored = [
+        (scores.get(metric), name)
+        for name, scores in sorted(results.items())
+        if name.startswith("baseline_")
+        and scores.get(metric) is not None
+        and math.isfinite(scores.get(metric))
+    ]
+    if not scored:
+        return None
+    sign = -1.0 if higher_is_better else 1.0
+    return min(scored, key=lambda pair: (sign * pair[0], pair[1]))[1]
+
+
+def choose_first(model_name: str, results: dict) -> tuple[str, str]:
+    """What serves first when ``model_name`` has no champion: ``"model"`` (the trained model)
+    or the name of the best baseline, with the reason. ``results`` is the trained model's
+    holdout evaluation (``{"model": ..., "baseline_*": ...}``)."""
+    ok, why = beats_baselines(model_name, results)
+    if ok:
+        return "model", f"first model (bootstrap); {why}"
+    best = best_baseline(model_name, results)
+    if best is None or model_name not in PRIMARY or "model" not in results:
+        return "model", f"first model (bootstrap); {why}; no baseline could be evaluated either"
+    metric, _ = PRIMARY[model_name]
+    if results["model"].get(metric) is None:
+        return "model", f"first model (bootstrap); {why}; no baseline could be compared"
+    return best, (
+        f"{best} serves (bootstrap): the trained model's {why}; {best} "
+        f"{results[best][metric]:.4f} is the best of the baselines on the same holdout"
+    )
+
+
 def params_from_record(model_name: str, version):
     """The version's parameters as this code's params class (unknown keys are dropped)."""
     cls = PARAMS[model_name]
@@ -132,6 +178,8 @@ class Decision:
     champion: str | None
     promote: bool
     reason: str
+    # the baseline to register and promote instead of the challenger (None: no change)
+    baseline: str | None = None
 
 
 def decide(
@@ -160,9 +208,10 @@ def decide(
             f"evaluated on {n_folds} fold(s); the policy needs {policy.min_folds[model_name]}"
         )
     ok, why = beats_baselines(model_name, mean, candidate="challenger")
-    if not ok:
-        return keep(why)
     folds = f"mean of {n_folds} folds"
+    champion_baseline = evaluation.get("champion_baseline")
+    if not ok:
+        return _baseline_or_keep(model_name, challenger, champion, mean, why, champion_baseline)
     if "champion" not in mean:
         if champion is None:
             return Decision(model_name, challenger, None, True, f"first model; {why} ({folds})")
@@ -177,6 +226,16 @@ def decide(
             f"{metric} {mine:.4f} vs champion {theirs:.4f}: does not beat it by the "
             f"{policy.primary_margin:.0%} margin ({folds})"
             + ("; same parameters as the champion" if same_recipe else "")
+        )
+    if champion_baseline:
+        # a baseline has no secondary metrics to protect: beating it on the primary one is
+        # what the trained model has to show
+        return Decision(
+            model_name,
+            challenger,
+            champion,
+            True,
+            f"{metric} {mine:.4f} vs champion {champion_baseline} {theirs:.4f} ({folds}); {why}",
         )
     for secondary, (loss, _) in SECONDARY[model_name].items():
         a, b = mean["challenger"].get(secondary), mean["champion"].get(secondary)
@@ -195,4 +254,44 @@ def decide(
         True,
         f"{metric} {mine:.4f} vs champion {theirs:.4f} ({folds}); secondary metrics within "
         f"tolerance; {why}",
+    )
+
+
+def _baseline_or_keep(
+    model_name: str,
+    challenger: str,
+    champion: str | None,
+    mean: dict,
+    why: str,
+    champion_baseline: str | None,
+) -> Decision:
+    """The challenger loses to a baseline: serve the best baseline unless the champion (a
+    model beating every baseline, or already that baseline) is at least as good."""
+    metric, higher_is_better = PRIMARY[model_name]
+    best = best_baseline(model_name, mean)
+    if best is None:
+        return Decision(model_name, challenger, champion, False, why)
+    best_value = mean[best][metric]
+    if champion_baseline == best:
+        return Decision(model_name, challenger, champion, False, f"{why}; {best} keeps serving")
+    if champion is not None and "champion" in mean and not champion_baseline:
+        holds, _ = beats_baselines(model_name, mean, candidate="champion")
+        if holds:
+            return Decision(model_name, challenger, champion, False, why)
+        theirs = mean["champion"].get(metric)
+        lost = f"champion {champion} {theirs:.4f} also loses to {best} {best_value:.4f}"
+    elif champion_baseline:
+        lost = f"{best} {best_value:.4f} beats the serving {champion_baseline}"
+    elif champion is not None:
+        # a champion that could not be evaluated on these folds keeps serving
+        return Decision(model_name, challenger, champion, False, why)
+    else:
+        lost = "no champion yet"
+    return Decision(
+        model_name,
+        challenger,
+        champion,
+        False,
+        f"{why}; {lost}: {best} serves",
+        baseline=best,
     )

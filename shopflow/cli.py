@@ -245,10 +245,14 @@ def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
             print("no model versions registered yet")
             return 0
         print(f"{'model':<18} {'version':<22} {'status':<11} {'cutoff':<10}  reason")
+        from ml.serving import baseline_of
+
         for v in versions:
+            # a baseline version says which baseline it is: what serves when it is champion
+            kind = f"[{baseline_of(v)}] " if baseline_of(v) else ""
             print(
                 f"{v.model_name:<18} {v.version:<22} {v.status:<11} {v.cutoff_date!s:<10}  "
-                f"{v.status_reason or ''}"
+                f"{kind}{v.status_reason or ''}"
             )
         return 0
     version = (

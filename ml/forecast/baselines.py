@@ -2,11 +2,18 @@
 
 Each takes the daily history (product_id, demand_date, units_sold) up to the origin and the
 population of (product_id, horizon_days) to forecast, and returns units_mean and quantiles.
+
+A baseline can also *serve*: when it beats the trained forecaster on the same holdout, the
+registry's champion is a :class:`BaselineForecaster` (a small JSON artifact naming the
+baseline, with the metrics and the reason it serves), scored by the nightly run like a model.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -73,3 +80,85 @@ BASELINES = {
     "baseline_mean_28": mean_28,
     "baseline_zero": zero,
 }
+
+
+# -- a baseline as a servable forecaster -----------------------------------------------------
+BASELINE_FILE = "baseline.json"
+# days of feat_product_daily the baselines look back on (mean_28's window is the longest)
+HISTORY_DAYS = 28
+
+
+@dataclass(frozen=True)
+class BaselineForecaster:
+    """One of :data:`BASELINES`, serving in place of a trained forecaster.
+
+    ``forecast`` has the trained model's interface and population (every product sold in the
+    ``active_days`` up to the origin, horizons 1..``horizon_days``); it reads the last
+    :data:`HISTORY_DAYS` days of ``feat`` up to the origin.
+    """
+
+    name: str
+    horizon_days: int = 28
+    active_days: int = 90
+    reason: str = ""
+    metrics: dict = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.name not in BASELINES:
+            raise ValueError(f"unknown forecast baseline {self.name!r}; known: {sorted(BASELINES)}")
+
+    @property
+    def params(self) -> dict:
+        """What the registry records as the version's parameters."""
+        return {
+            "baseline": self.name,
+            "horizon_days": self.horizon_days,
+            "active_days": self.active_days,
+        }
+
+    def forecast(self, feat: pd.DataFrame, origin: dt.date) -> pd.DataFrame:
+        """Forecast every product active at ``origin`` for horizons 1..H with the baseline."""
+        from ml.forecast.model import active_at_origin
+
+        dates = pd.to_datetime(feat["demand_date"])
+        at_origin = active_at_origin(feat[dates == pd.Timestamp(origin)], self.active_days)
+        products = at_origin["product_id"].drop_duplicates().sort_values()
+        population = pd.DataFrame(
+            {
+                "product_id": np.repeat(products.to_numpy(dtype=object), self.horizon_days),
+                "horizon_days": np.tile(
+                    np.arange(1, self.horizon_days + 1, dtype=np.int32), len(products)
+                ),
+            }
+        )
+        history = feat[(dates <= pd.Timestamp(origin)) & feat["product_id"].isin(products)]
+        out = BASELINES[self.name](history, population, origin).fillna(0.0)
+        out["forecast_date"] = [
+            origin + dt.timedelta(days=int(h)) for h in out["horizon_days"].to_numpy()
+        ]
+        columns = ["product_id", "forecast_date", "horizon_days"]
+        quantiles = ["units_mean", "units_p10", "units_p50", "units_p90"]
+        out = out[columns + quantiles].reset_index(drop=True)
+        for column in quantiles:
+            out[column] = out[column].astype("float64").clip(lower=0.0)
+        return out
+
+    def save(self, folder: Path) -> list[Path]:
+        """Write the baseline's JSON artifact (name, parameters, metrics, reason)."""
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / BASELINE_FILE
+        payload = {**self.params, "reason": self.reason, "metrics": self.metrics}
+        path.write_text(json.dumps(payload, indent=2, sort_keys=True, default=float))
+        return [path]
+
+    @classmethod
+    def load(cls, folder: Path) -> BaselineForecaster:
+        """The baseline saved in ``folder``."""
+        payload = json.loads((folder / BASELINE_FILE).read_text())
+        return cls(
+            payload["baseline"],
+            horizon_days=int(payload.get("horizon_days", 28)),
+            active_days=int(payload.get("active_days", 90)),
+            reason=payload.get("reason", ""),
+            metrics=payload.get("metrics", {}),
+        )

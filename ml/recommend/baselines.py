@@ -2,11 +2,18 @@
 
 Each returns top-k lists as a frame (customer_id, rank, product_id, score, reason) for the
 given customers at one cutoff, from the same feature marts the ranker reads.
+
+A baseline can also *serve*: when it beats the trained ranker on the same holdout, the
+registry's champion is a :class:`BaselineRecommender` (a small JSON artifact naming the
+baseline, with the metrics and the reason it serves), scored by the nightly run like a model.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -145,3 +152,60 @@ BASELINES = {
 }
 # baselines that also read feat_product_cooccurrence (keyword ``cooccurrence``)
 NEEDS_COOCCURRENCE = {"baseline_item_cooccurrence"}
+
+
+def baseline_lists(name: str, inputs, customers, cutoff: dt.date, k: int, allowed=None):
+    """The top-k lists of baseline ``name`` for ``customers`` at ``cutoff`` from the
+    recommender's inputs (``ml.features.RecommendInputs``)."""
+    extra = {"cooccurrence": inputs.cooccurrence} if name in NEEDS_COOCCURRENCE else {}
+    return BASELINES[name](
+        inputs.pairs, inputs.popularity, list(customers), cutoff, k, allowed=allowed, **extra
+    )
+
+
+# -- a baseline as a servable recommender ----------------------------------------------------
+BASELINE_FILE = "baseline.json"
+
+
+@dataclass(frozen=True)
+class BaselineRecommender:
+    """One of :data:`BASELINES`, serving in place of a trained ranker."""
+
+    name: str
+    k: int = 10
+    reason: str = ""
+    metrics: dict = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.name not in BASELINES:
+            raise ValueError(
+                f"unknown recommendation baseline {self.name!r}; known: {sorted(BASELINES)}"
+            )
+
+    @property
+    def params(self) -> dict:
+        """What the registry records as the version's parameters."""
+        return {"baseline": self.name, "k": self.k}
+
+    def recommend_for(self, inputs, customers, cutoff: dt.date, k: int, allowed=None):
+        """Top-k lists (customer_id, rank, product_id, score, reason) for ``customers``."""
+        return baseline_lists(self.name, inputs, customers, cutoff, k, allowed)
+
+    def save(self, folder: Path) -> list[Path]:
+        """Write the baseline's JSON artifact (name, parameters, metrics, reason)."""
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / BASELINE_FILE
+        payload = {**self.params, "reason": self.reason, "metrics": self.metrics}
+        path.write_text(json.dumps(payload, indent=2, sort_keys=True, default=float))
+        return [path]
+
+    @classmethod
+    def load(cls, folder: Path) -> BaselineRecommender:
+        """The baseline saved in ``folder``."""
+        payload = json.loads((folder / BASELINE_FILE).read_text())
+        return cls(
+            payload["baseline"],
+            k=int(payload.get("k", 10)),
+            reason=payload.get("reason", ""),
+            metrics=payload.get("metrics", {}),
+        )

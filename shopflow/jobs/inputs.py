@@ -33,15 +33,19 @@ class MissingInputsError(ValueError):
 FORECAST_READ_PRODUCTS = 2_500
 
 
-def read_forecast_inputs(con, as_of: dt.date, *, scoring: bool = False) -> ForecastInputs:
+def read_forecast_inputs(
+    con, as_of: dt.date, *, scoring: bool = False, history_days: int = 1
+) -> ForecastInputs:
     """feat_product_daily rows up to ``as_of`` (training, backtests), ordered by product and
     day, read FORECAST_READ_PRODUCTS products at a time; with ``scoring=True`` only the rows
-    of ``as_of`` itself: the forecast origin is all nightly scoring reads, a small share of
-    the table (one day out of the whole history)."""
+    of the ``history_days`` days ending on ``as_of`` (default: ``as_of`` itself): the forecast
+    origin is all a trained model reads, a small share of the table (one day out of the whole
+    history); a serving baseline reads its window."""
     if scoring:
         feat = con.execute(
-            "select * from features.feat_product_daily where demand_date = ? order by product_id",
-            [as_of],
+            "select * from features.feat_product_daily where demand_date <= ? "
+            "and demand_date > ? order by product_id, demand_date",
+            [as_of, as_of - dt.timedelta(days=max(1, history_days))],
         ).df()
         return ForecastInputs(feat=feat)
     query = (

@@ -15,15 +15,16 @@ import logging
 import numpy as np
 import pandas as pd
 
+from ml.forecast.baselines import HISTORY_DAYS, BaselineForecaster
 from ml.forecast.model import MODEL_NAME as FORECAST_MODEL
-from ml.forecast.model import DemandForecaster
-from ml.promotion import MODEL_NAMES, beats_baselines
+from ml.promotion import MODEL_NAMES, beats_baselines, choose_first
+from ml.recommend.baselines import BaselineRecommender
 from ml.recommend.ranker import MODEL_NAME as RANKER_MODEL
-from ml.recommend.ranker import Ranker
 from ml.recommend.top_k import recommend_for
+from ml.serving import baseline_of, load_servable, served_label
 from shopflow import dbt
 from shopflow.jobs.inputs import read_forecast_inputs, read_recommend_inputs
-from shopflow.jobs.retrain import train_model
+from shopflow.jobs.retrain import register_baseline, train_model
 from shopflow.registry import ModelVersion, Registry
 from shopflow.warehouse import connect
 
@@ -110,23 +111,23 @@ def score_forecast(settings, run_date: dt.date, registry: Registry | None = None
     """Forecast every active product for horizons 1..H with the champion forecaster."""
     registry = registry or Registry(settings)
     champion = champion_or_fail(registry, FORECAST_MODEL)
-    model = DemandForecaster.load(registry.verified_artifact_dir(champion))
+    model = load_servable(FORECAST_MODEL, registry.verified_artifact_dir(champion))
+    baseline = isinstance(model, BaselineForecaster)
     with connect(settings, read_only=True) as con:
-        inputs = read_forecast_inputs(con, run_date, scoring=True)
+        inputs = read_forecast_inputs(
+            con, run_date, scoring=True, history_days=HISTORY_DAYS if baseline else 1
+        )
     forecast = model.forecast(inputs.feat, run_date)
     forecast.insert(0, "run_date", run_date)
-    forecast["model_version"] = champion.version
+    label = served_label(champion)
+    forecast["model_version"] = label
     rows = write_predictions(settings, "demand_forecast", run_date, forecast)
-    log.info(
-        "forecast %d products x %d days with %s",
-        forecast["product_id"].nunique(),
-        model.params.horizon_days,
-        champion.version,
-    )
+    log.info("forecast %d products with %s", forecast["product_id"].nunique(), label)
     return {
         "rows": rows,
         "products": int(forecast["product_id"].nunique()),
-        "model_version": champion.version,
+        "model_version": label,
+        **_serving_note(champion),
     }
 
 
@@ -134,28 +135,38 @@ def score_recommendations(settings, run_date: dt.date, registry: Registry | None
     """Top-K products for every active customer with the champion ranker."""
     registry = registry or Registry(settings)
     champion = champion_or_fail(registry, RANKER_MODEL)
-    ranker = Ranker.load(registry.verified_artifact_dir(champion))
+    ranker = load_servable(RANKER_MODEL, registry.verified_artifact_dir(champion))
     with connect(settings, read_only=True) as con:
         inputs = read_recommend_inputs(con, run_date, settings.active_customer_days, scoring=True)
-    (lists,) = recommend_for(
-        ranker,
-        inputs,
-        inputs.active_customers,
-        run_date,
-        (settings.recommendations_k,),
-        allowed=inputs.sellable,
-    )
+    k = settings.recommendations_k
+    if isinstance(ranker, BaselineRecommender):
+        lists = ranker.recommend_for(
+            inputs, inputs.active_customers, run_date, k, allowed=inputs.sellable
+        )
+    else:
+        (lists,) = recommend_for(
+            ranker, inputs, inputs.active_customers, run_date, (k,), allowed=inputs.sellable
+        )
     lists.insert(0, "run_date", run_date)
-    lists["model_version"] = champion.version
+    label = served_label(champion)
+    lists["model_version"] = label
     rows = write_predictions(settings, "recommendations", run_date, lists)
-    log.info(
-        "recommended for %d customers with %s", lists["customer_id"].nunique(), champion.version
-    )
+    log.info("recommended for %d customers with %s", lists["customer_id"].nunique(), label)
     return {
         "rows": rows,
         "customers": int(lists["customer_id"].nunique()),
-        "model_version": champion.version,
+        "model_version": label,
+        **_serving_note(champion),
     }
+
+
+def _serving_note(champion: ModelVersion) -> dict:
+    """What the night's output says about a serving baseline (nothing for a trained model)."""
+    name = baseline_of(champion)
+    if name is None:
+        return {}
+    log.warning("%s serves %s: %s", champion.model_name, name, champion.status_reason)
+    return {"serving": name, "why": champion.status_reason}
 
 
 # -- first models (bootstrap) ----------------------------------------------------------------
@@ -170,26 +181,51 @@ def build_training_features(settings, run_date: dt.date) -> dict:
 
 
 def ensure_champion(settings, model_name: str, run_date: dt.date) -> dict:
-    """Train and promote a first model when ``model_name`` has no champion yet.
-
-    The first model is promoted even when it does not beat a baseline, because the nightly
-    run cannot publish without one; the reason recorded says so, and retraining replaces it
-    once a challenger does better.
+    """Train a first model when ``model_name`` has no champion yet, and promote what serves
+    best on its holdout: the trained model if it beats every baseline, otherwise the best
+    baseline (registered as a baseline version, ``ml.serving``), the trained model staying a
+    challenger. The reason recorded, logged and returned says which and why; retraining
+    replaces a serving baseline once a challenger beats it.
     """
     registry = Registry(settings)
     champion = registry.champion(model_name)
     if champion is not None:
         return {"model_name": model_name, "champion": champion.version, "trained": False}
     result = train_model(settings, model_name, run_date, created_by="shopflow_nightly bootstrap")
-    verdict, why = beats_baselines(model_name, result.metrics)
-    reason = f"first model (bootstrap); {why}"
-    registry.promote(model_name, result.version.version, actor="shopflow_nightly", reason=reason)
-    log.info("%s: promoted %s: %s", model_name, result.version.version, reason)
+    trained = result.version.version
+    serves, reason = choose_first(model_name, result.metrics)
+    if serves == "model":
+        registry.promote(model_name, trained, actor="shopflow_nightly", reason=reason)
+        log.info("%s: promoted %s: %s", model_name, trained, reason)
+        return {
+            "model_name": model_name,
+            "champion": trained,
+            "trained": True,
+            "beats_baselines": beats_baselines(model_name, result.metrics)[0],
+            "serving": "model",
+            "reason": reason,
+        }
+    version = register_baseline(
+        settings,
+        model_name,
+        serves,
+        run_date,
+        result.metrics,
+        reason=reason,
+        created_by="shopflow_nightly bootstrap",
+    )
+    registry.promote(model_name, version.version, actor="shopflow_nightly", reason=reason)
+    registry.record_decision(
+        model_name, trained, action="kept_challenger", actor="shopflow_nightly", reason=reason
+    )
+    log.warning("%s: %s serves instead of the trained %s: %s", model_name, serves, trained, reason)
     return {
         "model_name": model_name,
-        "champion": result.version.version,
+        "champion": version.version,
         "trained": True,
-        "beats_baselines": verdict,
+        "beats_baselines": False,
+        "serving": serves,
+        "challenger": trained,
         "reason": reason,
     }
 

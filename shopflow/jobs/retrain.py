@@ -31,6 +31,7 @@ from ml.promotion import (
     params_from_record,
 )
 from ml.recommend.ranker import RankerParams
+from ml.serving import baseline_of, make_baseline
 from ml.training import TrainedModel, train_forecaster, train_ranker
 from shopflow import dbt
 from shopflow.ingest import changed_partitions, read_manifest
@@ -63,6 +64,40 @@ def register_trained(registry: Registry, trained: TrainedModel, *, created_by: s
         trained.model.save(staged)
         return registry.register(
             trained.model_name, staged, created_by=created_by, **trained.record()
+        )
+
+
+def register_baseline(
+    settings,
+    model_name: str,
+    baseline: str,
+    cutoff_date: dt.date,
+    results: dict,
+    *,
+    reason: str,
+    created_by: str,
+) -> ModelVersion:
+    """Register ``baseline`` as a servable version of ``model_name`` (a challenger until the
+    caller promotes it): a JSON artifact naming the baseline, with its metrics and the reason.
+
+    ``results`` is the evaluation it won (``{candidate: {metric: value}}``); the version's own
+    scores are recorded as ``model`` next to every baseline's, as for a trained model."""
+    own = {"model": results[baseline]}
+    own.update({name: scores for name, scores in results.items() if name.startswith("baseline_")})
+    servable = make_baseline(model_name, baseline, reason=reason, metrics=own)
+    registry = Registry(settings)
+    with tempfile.TemporaryDirectory(dir=settings.tmp_dir) as tmp:
+        staged = Path(tmp) / "artifact"
+        servable.save(staged)
+        return registry.register(
+            model_name,
+            staged,
+            cutoff_date=cutoff_date,
+            params=servable.params,
+            feature_schema=[],
+            metrics={"serving": baseline, "reason": reason, "results": own},
+            data_fingerprint={},
+            created_by=created_by,
         )
 
 
@@ -245,7 +280,10 @@ def evaluate_challenger(
     champion = registry.champion(model_name)
     recipes = {"challenger": params_from_record(model_name, challenger)}
     champion_note = None
-    if champion is not None and champion.version != challenger.version:
+    champion_baseline = baseline_of(champion) if champion is not None else None
+    if champion_baseline:
+        pass  # a baseline champion is scored below, as the baseline it is
+    elif champion is not None and champion.version != challenger.version:
         if incompatibility(model_name, champion) is None:
             recipes["champion"] = params_from_record(model_name, champion)
         else:
@@ -259,6 +297,10 @@ def evaluate_challenger(
         evaluation = evaluate_ranker_recipes(inputs, run_date, recipes)
     result = evaluation.as_dict()
     result["champion_note"] = champion_note
+    result["champion_baseline"] = champion_baseline
+    if champion_baseline and champion_baseline in result["mean"]:
+        # the serving baseline, on the same folds as every other baseline
+        result["mean"]["champion"] = result["mean"][champion_baseline]
     result["same_recipe"] = recipes.get("champion") == recipes["challenger"]
     registry.record_evaluation(
         model_name,
@@ -299,6 +341,21 @@ def promote_or_keep(settings, run_date: dt.date, policy: PromotionPolicy | None 
         )
         if decision.promote:
             registry.promote(name, version, actor=RETRAIN_ACTOR, reason=decision.reason)
+        elif decision.baseline:
+            serving = register_baseline(
+                settings,
+                name,
+                decision.baseline,
+                retrain_cutoff(settings, run_date),
+                evaluations[name]["mean"],
+                reason=decision.reason,
+                created_by=RETRAIN_ACTOR,
+            )
+            registry.promote(name, serving.version, actor=RETRAIN_ACTOR, reason=decision.reason)
+            registry.record_decision(
+                name, version, action="kept_challenger", actor=RETRAIN_ACTOR, reason=decision.reason
+            )
+            log.warning("%s: %s", name, decision.reason)
         elif decision.reason != "already the champion":
             registry.record_decision(
                 name, version, action="kept_challenger", actor=RETRAIN_ACTOR, reason=decision.reason

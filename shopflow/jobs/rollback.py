@@ -24,6 +24,7 @@ from ml.postpublish import (
     published_version,
 )
 from ml.promotion import incompatibility
+from ml.serving import served_label
 from shopflow.jobs.nightly import score_forecast, score_recommendations
 from shopflow.jobs.published import previous_run_date, published_rows, published_run_dates
 from shopflow.publish import publish
@@ -82,7 +83,7 @@ def changed_models(settings, run_date: dt.date) -> dict[str, tuple[str | None, s
         new = published_version(published_rows(settings, table, run_date))
         if new is None:
             champion = registry.champion(name)
-            new = champion.version if champion else None
+            new = served_label(champion) if champion else None
         old = published_version(published_rows(settings, table, previous)) if previous else None
         if new != old:
             out[name] = (new, old)
