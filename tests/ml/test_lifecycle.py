@@ -63,9 +63,18 @@ def test_decide_keeps_a_challenger_that_regresses_on_a_secondary_metric():
 
 
 def test_decide_keeps_a_challenger_that_loses_to_a_baseline():
-    decision = decide(FORECAST, "new", "old", _evaluation(_fc(0.85), _fc(0.95)), GATE_OK)
-    assert decision.promote is False
+    decision = decide(FORECAST, "new", "old", _evaluation(_fc(0.85), _fc(0.75)), GATE_OK)
+    assert (decision.promote, decision.baseline) == (False, None)
     assert decision.reason == "weekly_wape 0.8500 does not beat baseline_seasonal_naive 0.8000"
+
+
+def test_decide_serves_the_baseline_when_challenger_and_champion_both_lose_to_it():
+    decision = decide(FORECAST, "new", "old", _evaluation(_fc(0.85), _fc(0.95)), GATE_OK)
+    assert (decision.promote, decision.baseline) == (False, "baseline_seasonal_naive")
+    assert decision.reason == (
+        "weekly_wape 0.8500 does not beat baseline_seasonal_naive 0.8000; champion old 0.9500 "
+        "also loses to baseline_seasonal_naive 0.8000: baseline_seasonal_naive serves"
+    )
 
 
 def test_decide_keeps_a_challenger_trained_on_data_that_failed_the_gate():
@@ -88,6 +97,7 @@ def test_decide_promotes_the_first_model_only_if_it_beats_the_baselines():
     first = decide(FORECAST, "new", None, _evaluation(_fc(0.7)), GATE_OK)
     losing = decide(FORECAST, "new", None, _evaluation(_fc(0.9)), GATE_OK)
     assert (first.promote, losing.promote) == (True, False)
+    assert losing.baseline == "baseline_seasonal_naive"  # the baseline serves instead
     assert first.reason == (
         "first model; weekly_wape 0.7000 beats every baseline (mean of 2 folds)"
     )
