@@ -176,3 +176,37 @@ def test_a_baseline_version_is_compatible_and_records_its_metrics(baseline_servi
     assert version.params["baseline"] == "baseline_mean_28"
     assert version.metrics["results"]["model"] == {"weekly_wape": 0.4}
     assert served_label(version).startswith("baseline_mean_28@")
+
+
+def test_the_bootstrap_promotes_the_winning_baseline_and_keeps_the_trained_model(
+    built_home, tmp_path, monkeypatch
+):
+    """The trained forecaster is made to lose (its holdout shows a WAPE no model reaches): the
+    best baseline is registered and serves, the trained model stays a challenger on record."""
+    import shopflow.jobs.nightly as nightly
+    from ml.training import TrainedModel
+
+    settings, run_date = copy_home(built_home, tmp_path)
+    results = TrainedModel.results.fget
+
+    def losing(self):
+        out = results(self)
+        out["model"] = {**out["model"], "weekly_wape": 99.0}
+        return out
+
+    monkeypatch.setattr(TrainedModel, "results", property(losing))
+    outcome = nightly.ensure_champion(settings, FORECAST, run_date)
+    registry = Registry(settings)
+    champion = registry.champion(FORECAST)
+    assert outcome["serving"] == champion.params["baseline"] != "model"
+    assert outcome["champion"] == champion.version and outcome["beats_baselines"] is False
+    assert champion.status_reason == outcome["reason"]
+    assert (
+        "does not beat" in outcome["reason"] and f"{outcome['serving']} serves" in outcome["reason"]
+    )
+    trained = registry.get(FORECAST, outcome["challenger"])
+    assert trained.status == "challenger" and trained.status_reason == outcome["reason"]
+    kept = [e for e in registry.events(FORECAST) if e["action"] == "kept_challenger"]
+    assert [e["version"] for e in kept] == [outcome["challenger"]]
+    # a second night finds the baseline champion and trains nothing
+    assert nightly.ensure_champion(settings, FORECAST, run_date)["trained"] is False
