@@ -1,6 +1,7 @@
 """The ``shopflow`` command.
 
 shopflow generate [--customers N] [--products N] [--days N] [--start DATE] [--seed S]
+                  [--profile wholesale|marketplace|fashion]
 shopflow load --source online-retail-ii PATH
 shopflow up | down | status               # the local Airflow services (UI, scheduler, ...)
 shopflow run --date YYYY-MM-DD            # shopflow_nightly through the scheduler
@@ -52,6 +53,15 @@ order by task, metric, model_name;
 """
 
 
+# shop profiles of the generator (shopflow.generator.profiles), listed here so that the parser
+# does not import the generator
+SHOP_PROFILES = ("wholesale", "marketplace", "fashion")
+PROFILE_HELP = (
+    "wholesale: the demo shop (default); marketplace: one-time buyers, a long tail of slow "
+    "products, one country (BRL); fashion: strong seasons, short product lives, launches"
+)
+
+
 def _date(text: str) -> dt.date:
     try:
         return dt.date.fromisoformat(text)
@@ -68,6 +78,7 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
         days=args.days,
         start=args.start,
         seed=args.seed,
+        profile=args.profile,
     )
     settings.ensure_dirs()
     started = time.perf_counter()
@@ -210,7 +221,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from shopflow.generator import ShopSpec, generate_shop
 
     settings.ensure_dirs()
-    spec = ShopSpec()
+    spec = ShopSpec(profile=getattr(args, "profile", "wholesale"))
     started = time.perf_counter()
     shop = generate_shop(spec, settings.landing_dir)
     print(
@@ -368,6 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--days", type=int, default=365)
     gen.add_argument("--start", type=_date, default=dt.date(2025, 1, 1))
     gen.add_argument("--seed", type=int, default=42)
+    gen.add_argument("--profile", choices=SHOP_PROFILES, default="wholesale", help=PROFILE_HELP)
     gen.set_defaults(func=cmd_generate)
 
     load = sub.add_parser("load", help="map a public export format onto the landing contract")
@@ -395,6 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
     bf.set_defaults(func=cmd_backfill)
 
     demo = sub.add_parser("demo", help="generate the demo shop and run the last date")
+    demo.add_argument("--profile", choices=SHOP_PROFILES, default="wholesale", help=PROFILE_HELP)
     demo.set_defaults(func=cmd_demo)
 
     models = sub.add_parser("models", help="the model registry")

@@ -3,6 +3,7 @@ popularity (Zipf within each category)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -11,7 +12,6 @@ import numpy as np
 from shopflow.generator.common import normalised, running_ids
 from shopflow.generator.spec import ShopSpec
 
-INITIAL_PRODUCT_SHARE = 0.6
 ZIPF_EXPONENT = 1.1
 PRICE_SIGMA = 0.55
 
@@ -141,8 +141,11 @@ class Catalog:
 
 def build_catalog(spec: ShopSpec, rng: np.random.Generator) -> Catalog:
     """``spec.products`` products over the first ``spec.products`` categories (at most all)."""
+    from shopflow.generator.profiles import profile_of
+
+    profile = profile_of(spec.profile)
     n = spec.products
-    categories = CATEGORIES[: min(len(CATEGORIES), n)]
+    categories = _seasoned(CATEGORIES[: min(len(CATEGORIES), n)], profile.season_scale)
     n_cat = len(categories)
     weights = normalised([c.weight for c in categories])
     # Every category gets at least one product, the rest follow the demand weights.
@@ -150,8 +153,13 @@ def build_catalog(spec: ShopSpec, rng: np.random.Generator) -> Catalog:
         [rng.permutation(n_cat), rng.choice(n_cat, size=n - n_cat, p=weights)]
     )
     launch_day = np.where(
-        rng.random(n) < INITIAL_PRODUCT_SHARE, 0, rng.integers(1, max(spec.days, 2), size=n)
+        rng.random(n) < profile.initial_product_share,
+        0,
+        rng.integers(1, max(spec.days, 2), size=n),
     )
+    if profile.launch_wave_days:
+        # collections: every launch on the first day of its wave
+        launch_day = (launch_day // profile.launch_wave_days) * profile.launch_wave_days
     launch_day = np.minimum(launch_day, spec.days - 1)
     # Sampling falls back to a category's day-0 product, so each category needs one.
     first_in_category = np.unique(category, return_index=True)[1]
@@ -164,7 +172,7 @@ def build_catalog(spec: ShopSpec, rng: np.random.Generator) -> Catalog:
 
     by_category = np.lexsort((np.arange(n), category))
     bounds = np.searchsorted(category[by_category], np.arange(n_cat + 1))
-    popularity = _zipf_within_category(category, bounds, rng)
+    popularity = _zipf_within_category(category, bounds, rng, profile.zipf_exponent)
     medians = np.array([c.median_price for c in categories])[category]
     list_price = shelf_price(medians * np.exp(PRICE_SIGMA * rng.standard_normal(n)))
     names = _product_names(category, categories, rng)
@@ -188,15 +196,28 @@ def build_catalog(spec: ShopSpec, rng: np.random.Generator) -> Catalog:
     )
 
 
+def _seasoned(categories: tuple[Category, ...], scale: float) -> tuple[Category, ...]:
+    """The categories with their season amplitudes times ``scale`` (at most 0.9)."""
+    if scale == 1.0:
+        return categories
+    return tuple(
+        dataclasses.replace(c, season_amplitude=min(0.9, c.season_amplitude * scale))
+        for c in categories
+    )
+
+
 def _zipf_within_category(
-    category: np.ndarray, bounds: np.ndarray, rng: np.random.Generator
+    category: np.ndarray,
+    bounds: np.ndarray,
+    rng: np.random.Generator,
+    exponent: float = ZIPF_EXPONENT,
 ) -> np.ndarray:
     """Popularity 1 / rank**s with a random rank order inside each category."""
     n = len(category)
     shuffled = np.lexsort((rng.random(n), category))
     rank = np.empty(n, dtype=np.int64)
     rank[shuffled] = np.arange(n) - bounds[category[shuffled]]
-    return 1.0 / (rank + 1.0) ** ZIPF_EXPONENT
+    return 1.0 / (rank + 1.0) ** exponent
 
 
 def _most_popular(products: np.ndarray, popularity: np.ndarray, launch_day: np.ndarray) -> int:

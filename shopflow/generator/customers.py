@@ -8,8 +8,6 @@ import numpy as np
 
 from shopflow.generator.catalogue import CATEGORIES, Catalog
 from shopflow.generator.common import (
-    COUNTRIES,
-    COUNTRY_WEIGHTS,
     normalised,
     running_ids,
     time_of_day,
@@ -17,9 +15,7 @@ from shopflow.generator.common import (
 from shopflow.generator.sampling import CategorySampler, pick_slot, sample_available
 from shopflow.generator.spec import ShopSpec
 
-INITIAL_CUSTOMER_SHARE = 0.35
 SIGNUP_GROWTH = 1.0  # sign-ups on the last day are (1 + this) times those on the first
-WHOLESALE_SHARE = 0.01
 WHOLESALE_ACTIVITY = 5.0
 ACTIVITY_SIGMA = 0.8
 PREFERENCE_COUNT_WEIGHTS = (0.4, 0.4, 0.2)  # 1, 2 or 3 preferred categories
@@ -50,16 +46,19 @@ class Customers:
 
 def build_customers(spec: ShopSpec, n_categories: int, rng: np.random.Generator) -> Customers:
     """``spec.customers`` customers; favourites are given on the sign-up day."""
+    from shopflow.generator.profiles import profile_of
+
+    profile = profile_of(spec.profile)
     n = spec.customers
     growth = 1.0 + SIGNUP_GROWTH * np.arange(spec.days) / spec.days
     signup_day = rng.choice(spec.days, size=n, p=growth / growth.sum())
-    created_day = np.where(rng.random(n) < INITIAL_CUSTOMER_SHARE, 0, signup_day)
+    created_day = np.where(rng.random(n) < profile.initial_customer_share, 0, signup_day)
     created_second = time_of_day(n, rng)
     # Customer ids follow sign-up order; eligible customers on day d are then an id prefix.
     order = np.lexsort((created_second, created_day))
     created_day, created_second = created_day[order], created_second[order]
 
-    wholesale = rng.random(n) < WHOLESALE_SHARE
+    wholesale = rng.random(n) < profile.wholesale_share
     activity = rng.lognormal(0.0, ACTIVITY_SIGMA, size=n) * np.where(
         wholesale, WHOLESALE_ACTIVITY, 1.0
     )
@@ -67,12 +66,14 @@ def build_customers(spec: ShopSpec, n_categories: int, rng: np.random.Generator)
         wholesale, rng.integers(6, MAX_FAVOURITES + 1, size=n), rng.integers(2, 9, size=n)
     )
     favourite_share = np.where(wholesale, rng.beta(8, 2, size=n), rng.beta(5, 5, size=n))
+    if profile.favourite_share_scale != 1.0:
+        favourite_share = favourite_share * profile.favourite_share_scale
     ids = np.append(running_ids("C", 6, n), None)
     return Customers(
         ids=ids,
         created_day=created_day,
         created_second=created_second,
-        country=rng.choice(len(COUNTRIES), size=n, p=normalised(COUNTRY_WEIGHTS)),
+        country=rng.choice(len(profile.countries), size=n, p=normalised(profile.country_weights)),
         wholesale=wholesale,
         cum_activity=np.cumsum(activity),
         preferences=_category_preferences(n, n_categories, rng),

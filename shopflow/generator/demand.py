@@ -14,8 +14,8 @@ from shopflow.generator.catalogue import Category
 from shopflow.generator.common import normalised
 from shopflow.generator.spec import Promotion, ShopSpec
 
-# Demand level and mix. 0.05 orders per customer and day gives ~250k lines for the demo spec.
-ORDERS_PER_CUSTOMER_DAY = 0.05
+# Demand level: the profile's orders per customer and day (0.05, ~250k lines for the demo
+# spec, in the wholesale profile), shopflow.generator.profiles.
 YEARLY_GROWTH = 0.15
 # Monday .. Sunday: Saturday is quiet, Sunday evening and Monday are busy.
 WEEKDAY_FACTORS = (1.12, 1.06, 1.02, 0.98, 0.92, 0.78, 1.12)
@@ -55,14 +55,18 @@ def demand_calendar(
     # A promotion adds demand for its category instead of stealing it from the others.
     weights = normalised([c.weight for c in categories])
     promo_boost = (demand @ weights) / (season @ weights)
-    base = spec.customers * ORDERS_PER_CUSTOMER_DAY
-    orders = base * weekday * _yearly_factor(doy) * trend * promo_boost
+    from shopflow.generator.profiles import profile_of
+
+    profile = profile_of(spec.profile)
+    base = spec.customers * profile.orders_per_customer_day
+    yearly = _yearly_factor(doy, profile.yearly_amplitude)
+    orders = base * weekday * yearly * trend * promo_boost
     return DemandCalendar(orders=orders, category_demand=demand, discount=discount)
 
 
-def _yearly_factor(doy: np.ndarray) -> np.ndarray:
+def _yearly_factor(doy: np.ndarray, amplitude: float = 0.12) -> np.ndarray:
     """Winter high / summer dip, Black Friday, Christmas run-up and the lull after it."""
-    factor = 1.0 + 0.12 * np.cos(2 * np.pi * (doy - 15) / 365.25)
+    factor = 1.0 + amplitude * np.cos(2 * np.pi * (doy - 15) / 365.25)
     factor += 0.35 * np.exp(-0.5 * ((doy - 332) / 2.5) ** 2)
     factor += 0.45 * np.exp(-0.5 * ((doy - 346) / 9.0) ** 2)
     return np.where(doy >= 359, factor * 0.7, factor)

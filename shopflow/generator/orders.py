@@ -6,8 +6,6 @@ import numpy as np
 
 from shopflow.generator.catalogue import Catalog
 from shopflow.generator.common import (
-    COUNTRIES,
-    COUNTRY_WEIGHTS,
     SECONDS_PER_DAY,
     normalised,
     time_of_day,
@@ -15,6 +13,7 @@ from shopflow.generator.common import (
 from shopflow.generator.customers import Customers, preferred_category
 from shopflow.generator.demand import DemandCalendar
 from shopflow.generator.lines import Lines
+from shopflow.generator.profiles import PROFILES, Profile
 from shopflow.generator.promotions import PROMO_STOCK_UP_SHARE
 from shopflow.generator.sampling import CategorySampler, pick_slot, sample_available
 
@@ -25,11 +24,12 @@ PREFERENCE_SHARE = 0.8  # exploring lines that stay in the customer's preferred 
 
 # Order shape.
 MAX_LINES = 10
-LINES_GEOMETRIC_P = 0.45
 QUANTITY_WEIGHTS = (0.45, 0.25, 0.12, 0.08, 0.05, 0.05)  # quantity 1 .. 6
 BULK_SIZES = (12, 18, 24, 36, 48)
 BULK_SHARE = 0.015
 WHOLESALE_BULK_SHARE = 0.25
+
+WHOLESALE = PROFILES["wholesale"]
 
 
 def simulate_sales(
@@ -41,18 +41,25 @@ def simulate_sales(
     sampler: CategorySampler,
     prices: np.ndarray,
     rng: np.random.Generator,
+    profile: Profile = WHOLESALE,
+    on_sale: np.ndarray | None = None,
 ) -> Lines:
-    """All sales orders of one day, sorted by time and numbered from ``first_order_number``."""
-    order_customer, order_second = _draw_orders(day, customers, calendar, rng)
+    """All sales orders of one day, sorted by time and numbered from ``first_order_number``.
+
+    ``on_sale`` (per product, None: every launched one): a favourite no longer on sale is
+    replaced by an explored product."""
+    order_customer, order_second = _draw_orders(day, customers, calendar, rng, profile)
     wholesale = np.append(customers.wholesale, False)[order_customer]
     n_lines = np.where(
         wholesale,
         rng.integers(3, MAX_LINES + 1, size=len(order_customer)),
-        np.minimum(rng.geometric(LINES_GEOMETRIC_P, size=len(order_customer)), MAX_LINES),
+        np.minimum(rng.geometric(profile.lines_geometric_p, size=len(order_customer)), MAX_LINES),
     )
     line_order = np.repeat(np.arange(len(order_customer)), n_lines)
     line_customer = order_customer[line_order]
-    product = _choose_products(day, line_customer, catalog, customers, calendar, sampler, rng)
+    product = _choose_products(
+        day, line_customer, catalog, customers, calendar, sampler, rng, on_sale
+    )
 
     # A shop merges repeated products into one line: keep the first, renumber the rest.
     first = np.unique(line_order * len(catalog.ids) + product, return_index=True)[1]
@@ -66,7 +73,7 @@ def simulate_sales(
     quantity = _draw_quantity(wholesale[line_order], discount > 0, rng)
     price = np.round(prices[product] * (1.0 - discount), 2)
     guest_country = rng.choice(
-        len(COUNTRIES), size=len(order_customer), p=normalised(COUNTRY_WEIGHTS)
+        len(profile.countries), size=len(order_customer), p=normalised(profile.country_weights)
     )
     order_country = np.where(
         order_customer < customers.guest,
@@ -87,7 +94,11 @@ def simulate_sales(
 
 
 def _draw_orders(
-    day: int, customers: Customers, calendar: DemandCalendar, rng: np.random.Generator
+    day: int,
+    customers: Customers,
+    calendar: DemandCalendar,
+    rng: np.random.Generator,
+    profile: Profile = WHOLESALE,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Who orders today and when: (customer index or guest, second of day), sorted by time."""
     expected = calendar.orders[day]
@@ -100,6 +111,11 @@ def _draw_orders(
         customers.cum_activity[:eligible], rng.random(n_registered) * total, side="right"
     )
     registered = np.minimum(registered, eligible - 1)
+    if profile.first_order_on_signup:
+        # everyone who signs up today orders today; the calendar's orders are the returns
+        first, stop = np.searchsorted(customers.created_day, [day, day + 1])
+        registered = np.concatenate([np.arange(first, stop), registered])
+        n_registered = len(registered)
     order_customer = np.concatenate([registered, np.full(n_guest, customers.guest)])
     second = time_of_day(len(order_customer), rng)
 
@@ -125,6 +141,7 @@ def _choose_products(
     calendar: DemandCalendar,
     sampler: CategorySampler,
     rng: np.random.Generator,
+    on_sale: np.ndarray | None = None,
 ) -> np.ndarray:
     """Favourites (habitual reorders) or exploration within preferred or popular categories."""
     n = len(line_customer)
@@ -137,6 +154,8 @@ def _choose_products(
         np.maximum(count - 1, 0),
     )
     favourite = customers.favourites[customer, slot]
+    if on_sale is not None:
+        use_favourite &= on_sale[np.maximum(favourite, 0)]
 
     demand = calendar.category_demand[day]
     from_preferences = registered & (rng.random(n) < PREFERENCE_SHARE)

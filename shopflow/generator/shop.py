@@ -14,6 +14,7 @@ from shopflow.generator.demand import demand_calendar
 from shopflow.generator.lines import Lines, concat_lines, count_orders
 from shopflow.generator.orders import simulate_sales
 from shopflow.generator.prices import PriceBook
+from shopflow.generator.profiles import Profile, profile_of
 from shopflow.generator.promotions import plan_promotions
 from shopflow.generator.returns import materialise_returns, schedule_returns
 from shopflow.generator.sampling import CategorySampler
@@ -30,6 +31,17 @@ class _Counters:
     return_lines: int = 0
 
 
+def on_sale(catalog, day: int, profile: Profile) -> np.ndarray:
+    """Which products can be drawn on ``day``: launched, and not past their life (a
+    category's anchor, its basic line, never retires)."""
+    launched = catalog.launch_day <= day
+    if not profile.product_life_days:
+        return launched
+    alive = day < catalog.launch_day + profile.product_life_days
+    alive[catalog.anchors] = True
+    return launched & alive
+
+
 def generate_shop(spec: ShopSpec, landing_dir: Path) -> GeneratedShop:
     """Simulate the shop described by ``spec`` and write its landing partitions.
 
@@ -40,6 +52,7 @@ def generate_shop(spec: ShopSpec, landing_dir: Path) -> GeneratedShop:
     files.
     """
     landing_dir = Path(landing_dir)
+    profile = profile_of(spec.profile)
     rng = np.random.default_rng(spec.seed)
     catalog = build_catalog(spec, rng)
     customers = build_customers(spec, len(catalog.categories), rng)
@@ -48,20 +61,32 @@ def generate_shop(spec: ShopSpec, landing_dir: Path) -> GeneratedShop:
     price_book = PriceBook.plan(spec, catalog, rng)
 
     partitions = write_products(spec, catalog, landing_dir)
-    partitions += write_customers(spec, customers, landing_dir)
+    partitions += write_customers(spec, customers, landing_dir, profile)
 
     counters = _Counters()
     pending_returns: dict[int, list[Lines]] = {}
     for day in range(spec.days):
         date = spec.start + dt.timedelta(days=day)
         # Only launched products can be drawn today.
+        selling = on_sale(catalog, day, profile)
         sampler = CategorySampler.build(
-            catalog.popularity * (catalog.launch_day <= day), catalog.by_category, catalog.bounds
+            catalog.popularity * selling,
+            catalog.by_category,
+            catalog.bounds,
         )
         assign_favourites(customers, day, sampler, catalog, rng)
         prices = price_book.advance_to(day)
         sales = simulate_sales(
-            day, counters.orders + 1, catalog, customers, calendar, sampler, prices, rng
+            day,
+            counters.orders + 1,
+            catalog,
+            customers,
+            calendar,
+            sampler,
+            prices,
+            rng,
+            profile,
+            selling if profile.product_life_days else None,
         )
         counters.orders += count_orders(sales)
         returns = materialise_returns(pending_returns.pop(day, []), counters.returns + 1, rng)
@@ -70,7 +95,7 @@ def generate_shop(spec: ShopSpec, landing_dir: Path) -> GeneratedShop:
         schedule_returns(sales, day, spec.days, pending_returns, rng)
         lines = concat_lines([sales, returns])
         counters.lines += len(lines.product)
-        frame = order_lines_frame(date, lines, catalog, customers)
+        frame = order_lines_frame(date, lines, catalog, customers, profile)
         write_partition(frame, landing_dir, "order_lines", date)
         partitions += 1
 

@@ -15,8 +15,12 @@ class ShopSpec:
     days: int = 365
     start: dt.date = dt.date(2025, 1, 1)
     seed: int = 42
+    profile: str = "wholesale"  # see shopflow.generator.profiles
 
     def __post_init__(self) -> None:
+        from shopflow.generator.profiles import profile_of
+
+        profile_of(self.profile)  # refuses an unknown profile at once
         for name in ("customers", "products", "days"):
             if getattr(self, name) < 1:
                 raise ValueError(f"ShopSpec.{name} must be at least 1, got {getattr(self, name)}")

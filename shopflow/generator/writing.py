@@ -9,18 +9,22 @@ import numpy as np
 import pandas as pd
 
 from shopflow.generator.catalogue import Catalog
-from shopflow.generator.common import COUNTRIES
 from shopflow.generator.customers import Customers
 from shopflow.generator.lines import Lines
+from shopflow.generator.profiles import PROFILES, Profile
 from shopflow.generator.spec import ShopSpec
 from shopflow.landing import write_partition
 
-CURRENCY = "EUR"
+CURRENCY = PROFILES["wholesale"].currency  # the demo shop's
 ID_DIGITS = 8
 
 
 def order_lines_frame(
-    date: dt.date, lines: Lines, catalog: Catalog, customers: Customers
+    date: dt.date,
+    lines: Lines,
+    catalog: Catalog,
+    customers: Customers,
+    profile: Profile = PROFILES["wholesale"],
 ) -> pd.DataFrame:
     """The ``order_lines`` partition of ``date``, ordered by time and order."""
     lines = lines.take(
@@ -37,8 +41,10 @@ def order_lines_frame(
             "product_id": pd.Series(catalog.ids[lines.product], dtype="str"),
             "quantity": lines.quantity.astype(np.int32),
             "unit_price": lines.price.astype(np.float64),
-            "currency": pd.Series([CURRENCY] * len(lines.product), dtype="str"),
-            "country": pd.Series(np.asarray(COUNTRIES, dtype=object)[lines.country], dtype="str"),
+            "currency": pd.Series([profile.currency] * len(lines.product), dtype="str"),
+            "country": pd.Series(
+                np.asarray(profile.countries, dtype=object)[lines.country], dtype="str"
+            ),
         }
     )
 
@@ -64,9 +70,14 @@ def write_products(spec: ShopSpec, catalog: Catalog, landing_dir: Path) -> int:
     return written
 
 
-def write_customers(spec: ShopSpec, customers: Customers, landing_dir: Path) -> int:
+def write_customers(
+    spec: ShopSpec,
+    customers: Customers,
+    landing_dir: Path,
+    profile: Profile = PROFILES["wholesale"],
+) -> int:
     """One partition per sign-up date."""
-    countries = np.asarray(COUNTRIES, dtype=object)
+    countries = np.asarray(profile.countries, dtype=object)
     written = 0
     for day in np.unique(customers.created_day):
         members = np.flatnonzero(customers.created_day == day)
