@@ -163,6 +163,27 @@ def baseline_lists(name: str, inputs, customers, cutoff: dt.date, k: int, allowe
     )
 
 
+# -- lists beyond the ranker's customers -----------------------------------------------------
+# the reserved customer id of the list for visitors without a history (new or anonymous)
+NEW_CUSTOMER = "__new__"
+# what scores known customers outside the ranker's active window: cheap, and it never puts a
+# product the customer already bought first only because they bought it
+ABSENT_CUSTOMERS_BASELINE = "baseline_item_cooccurrence"
+
+
+def fallback_lists(inputs, customers, cutoff: dt.date, k: int, allowed=None) -> pd.DataFrame:
+    """Lists for known customers the ranker does not score (no order in the active window)
+    and for :data:`NEW_CUSTOMER` (the 30-day popular list, reason ``popular``)."""
+    absent = baseline_lists(ABSENT_CUSTOMERS_BASELINE, inputs, customers, cutoff, k, allowed)
+    new = popularity_30(inputs.pairs, inputs.popularity, [NEW_CUSTOMER], cutoff, k, allowed)
+    return pd.concat([absent, new], ignore_index=True)
+
+
+def known_customers(inputs, cutoff: dt.date) -> list[str]:
+    """Customers with a purchase in the feature window up to ``cutoff``, in id order."""
+    return sorted(set(_at(inputs.pairs, cutoff)["customer_id"].dropna()))
+
+
 # -- a baseline as a servable recommender ----------------------------------------------------
 BASELINE_FILE = "baseline.json"
 

@@ -18,7 +18,13 @@ import pandas as pd
 from ml.forecast.baselines import HISTORY_DAYS, BaselineForecaster
 from ml.forecast.model import MODEL_NAME as FORECAST_MODEL
 from ml.promotion import MODEL_NAMES, beats_baselines, choose_first
-from ml.recommend.baselines import BaselineRecommender
+from ml.recommend.baselines import (
+    ABSENT_CUSTOMERS_BASELINE,
+    NEW_CUSTOMER,
+    BaselineRecommender,
+    fallback_lists,
+    known_customers,
+)
 from ml.recommend.ranker import MODEL_NAME as RANKER_MODEL
 from ml.recommend.top_k import recommend_for
 from ml.serving import baseline_of, load_servable, served_label
@@ -147,14 +153,28 @@ def score_recommendations(settings, run_date: dt.date, registry: Registry | None
         (lists,) = recommend_for(
             ranker, inputs, inputs.active_customers, run_date, (k,), allowed=inputs.sellable
         )
+    # every known customer gets a list, and visitors without a history get NEW_CUSTOMER's
+    active = set(inputs.active_customers)
+    absent = [c for c in known_customers(inputs, run_date) if c not in active]
+    fallback = fallback_lists(inputs, absent, run_date, k, allowed=inputs.sellable)
+    lists = pd.concat([lists, fallback], ignore_index=True)
     lists.insert(0, "run_date", run_date)
     label = served_label(champion)
     lists["model_version"] = label
     rows = write_predictions(settings, "recommendations", run_date, lists)
-    log.info("recommended for %d customers with %s", lists["customer_id"].nunique(), label)
+    log.info(
+        "recommended for %d active customers with %s, %d others with %s, and %s",
+        len(active),
+        label,
+        len(absent),
+        ABSENT_CUSTOMERS_BASELINE,
+        NEW_CUSTOMER,
+    )
     return {
         "rows": rows,
         "customers": int(lists["customer_id"].nunique()),
+        "active_customers": len(active),
+        "other_known_customers": len(absent),
         "model_version": label,
         **_serving_note(champion),
     }

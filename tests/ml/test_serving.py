@@ -169,6 +169,36 @@ def test_a_serving_baseline_scores_through_the_nightly_and_its_rows_say_so(basel
     validate_predictions(settings, run_date)
 
 
+def test_every_known_customer_and_the_new_visitor_get_a_list(baseline_serving):
+    import duckdb
+
+    from ml.recommend.baselines import NEW_CUSTOMER
+
+    settings, run_date, _ = baseline_serving
+    summary = score_recommendations(settings, run_date)
+    assert summary["other_known_customers"] > 0  # the tiny shop has customers absent > 90 days
+    assert summary["customers"] == (
+        summary["active_customers"] + summary["other_known_customers"] + 1
+    )
+    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+    try:
+        new = con.execute(
+            "select rank, reason from predictions.recommendations "
+            "where run_date = ? and customer_id = ? order by rank",
+            [run_date, NEW_CUSTOMER],
+        ).fetchall()
+        known = con.execute(
+            "select count(distinct customer_id) from features.feat_customer_product "
+            "where cutoff_date = ?",
+            [run_date],
+        ).fetchone()[0]
+    finally:
+        con.close()
+    assert new == [(rank, "popular") for rank in range(1, 11)]
+    assert summary["customers"] == known + 1
+    validate_predictions(settings, run_date)
+
+
 def test_a_baseline_version_is_compatible_and_records_its_metrics(baseline_serving):
     _, _, versions = baseline_serving
     version = versions[FORECAST]
