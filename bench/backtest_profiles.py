@@ -59,7 +59,7 @@ def backtest_profile(profile: str, home: Path) -> dict:
 
     settings = load_settings({"SHOPFLOW_HOME": str(home)})
     settings.ensure_dirs()
-    note = ""
+    note, generated = "", profile
     if profile_of(profile).currency not in gate_currencies():
         # the landing suite's currency list does not know the profile's currency yet: the
         # same shop in EUR (nothing a model reads depends on the currency)
@@ -69,10 +69,11 @@ def backtest_profile(profile: str, home: Path) -> dict:
         PROFILES[f"{profile}_eur"] = dataclasses.replace(
             profile_of(profile), name=f"{profile}_eur", currency="EUR"
         )
-        profile = f"{profile}_eur"
+        generated = f"{profile}_eur"
     started = time.perf_counter()
     shop = generate_shop(
-        ShopSpec(**SPECS[profile], start=START, seed=11, profile=profile), settings.landing_dir
+        ShopSpec(**SPECS[profile], start=START, seed=11, profile=generated),
+        settings.landing_dir,
     )
     ingest_landing(settings, shop.last_date)
     build_warehouse(settings, shop.last_date)
@@ -133,8 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         parent = args.home or Path(tmp)
         for profile in args.profiles.split(","):
             results.append(backtest_profile(profile, parent / profile))
+            print(report(results[-1:]), flush=True)
     text = report(results)
-    print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text + "\n")
     return 0
