@@ -95,3 +95,11 @@ def test_fashion_has_strong_seasons_and_short_product_lives(shops):
     spec = ShopSpec(**SPEC, profile="fashion")
     launches = set(build_catalog(spec, np.random.default_rng(spec.seed)).launch_day.tolist())
     assert launches <= set(range(0, 365, 28)) and len(launches) > 10
+
+
+def test_the_command_offers_every_profile():
+    from shopflow.cli import SHOP_PROFILES, build_parser
+
+    assert set(SHOP_PROFILES) == set(PROFILES)
+    args = build_parser().parse_args(["generate", "--profile", "fashion"])
+    assert args.profile == "fashion"
