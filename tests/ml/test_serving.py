@@ -240,3 +240,35 @@ def test_the_bootstrap_promotes_the_winning_baseline_and_keeps_the_trained_model
     assert [e["version"] for e in kept] == [outcome["challenger"]]
     # a second night finds the baseline champion and trains nothing
     assert nightly.ensure_champion(settings, FORECAST, run_date)["trained"] is False
+
+
+def test_a_retrain_whose_challenger_loses_promotes_the_best_baseline(settings):
+    """promote_or_keep on recorded retrain state (no training): the challenger loses to a
+    baseline and there is no champion, so the best baseline is registered and serves."""
+    import json
+
+    from shopflow.jobs.retrain import promote_or_keep, retrain_dir
+
+    run_date = dt.date(2025, 5, 30)
+    registry = Registry(settings)
+    challenger = register_baseline(
+        settings, FORECAST, "baseline_zero", run_date, {"baseline_zero": {}}, reason="stand-in",
+        created_by="test",
+    )  # fmt: skip
+    folder = retrain_dir(settings, run_date)
+    folder.mkdir(parents=True)
+    mean = {"challenger": {"weekly_wape": 0.9}, **_results(None)}
+    state = {
+        "gate": {"cutoff": run_date.isoformat(), "passed": True, "reason": "ok"},
+        "challengers": {FORECAST: challenger.version},
+        "evaluation": {FORECAST: {"folds": ["a", "b"], "mean": mean}},
+    }
+    for name, payload in state.items():
+        (folder / f"{name}.json").write_text(json.dumps(payload))
+    decision = promote_or_keep(settings, run_date)[FORECAST]
+    assert decision["baseline"] == "baseline_mean_28" and decision["promote"] is False
+    champion = registry.champion(FORECAST)
+    assert champion.params["baseline"] == "baseline_mean_28"
+    assert champion.status_reason == decision["reason"]
+    assert champion.metrics["results"]["model"] == {"weekly_wape": 0.8}
+    assert registry.get(FORECAST, challenger.version).status == "challenger"
