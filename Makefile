@@ -54,7 +54,7 @@ format: install
 	$(BIN)/ruff check --fix .
 
 test: install lint
-	$(BIN)/python -m pytest -m "not realdata and not browser" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not realdata and not browser and not profiles" $(PYTEST_ARGS)
 
 test-realdata: install
 	$(BIN)/python -m pytest -m realdata $(PYTEST_ARGS)
