@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256s
 PYTEST_ARGS ?=
 SIZE ?= S
 
-.PHONY: install run up down status test test-realdata test-browser lint format backtest bench clean help
+.PHONY: install run up down status test test-realdata test-browser test-celery lint format backtest bench clean help
 
 help:
 	@echo "make run          generate the demo shop and run the nightly DAG through Airflow"
@@ -17,6 +17,7 @@ help:
 	@echo "make test         lint + the test suite (no real data needed)"
 	@echo "make test-realdata  tests on ../shared/data (CI)"
 	@echo "make test-browser   the on-call path in the Airflow UI, in headless Chromium (installs it)"
+	@echo "make test-celery    the CeleryExecutor deployment end to end (installs Postgres + Redis)"
 	@echo "make lint         ruff + sqlfluff"
 	@echo "make backtest     print the forecast and recommendation backtests of the warehouse (writes nothing)"
 	@echo "make bench SIZE=M benchmark (S, M or L); writes bench/results/<size>.md"
@@ -54,7 +55,7 @@ format: install
 	$(BIN)/ruff check --fix .
 
 test: install lint
-	$(BIN)/python -m pytest -m "not realdata and not browser" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not realdata and not browser and not celery" $(PYTEST_ARGS)
 
 test-realdata: install
 	$(BIN)/python -m pytest -m realdata $(PYTEST_ARGS)
@@ -64,6 +65,12 @@ test-realdata: install
 test-browser: install
 	scripts/install_browser.sh
 	$(BIN)/python -m pytest -m browser tests/browser $(PYTEST_ARGS)
+
+# Debian's postgresql + redis-server (apt, idempotent), then tests/celery against a Celery
+# deployment (Postgres, Redis, two workers) the test starts itself on a fresh SHOPFLOW_HOME
+test-celery: install
+	scripts/install_services.sh
+	$(BIN)/python -m pytest -m celery tests/celery $(PYTEST_ARGS)
 
 backtest: install
 	$(BIN)/shopflow backtest forecast

@@ -35,7 +35,7 @@ import datetime as dt
 
 from airflow.sdk import DAG, Asset, task
 
-from shopflow.jobs.steps import default_args
+from shopflow.jobs.steps import ANY_WORKER_QUEUE, default_args
 from shopflow.sensors import LandingPartitionSensor
 from shopflow.timetables import BusinessDayTimetable
 
@@ -77,6 +77,8 @@ with DAG(
     @task(
         map_index_template="{{ dbt_model }}",
         retries=0,
+        # reads only its XCom report, never SHOPFLOW_HOME: any Celery worker may run it
+        queue=ANY_WORKER_QUEUE,
         doc_md="One model of the build and its tests: fails when either failed (see the log).",
     )
     def dbt_model(report: dict) -> dict:
@@ -145,6 +147,7 @@ with DAG(
     @task(
         trigger_rule="one_failed",
         retries=0,
+        queue=ANY_WORKER_QUEUE,  # touches nothing: any Celery worker may run it
         on_failure_callback=[],  # the failed task itself has alerted
         doc_md="Fails the run when any task failed; the first red task's log says why.",
     )

@@ -120,8 +120,12 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
+    from dataclasses import replace
+
     from shopflow.deploy.services import ServiceError, login_help, up
 
+    if getattr(args, "executor", None):
+        settings = replace(settings, airflow_executor=args.executor)
     try:
         up(settings)
     except ServiceError as exc:
@@ -141,6 +145,7 @@ def cmd_down(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     """Each service alive or dead, and the URL; exit code 1 unless all are running."""
+    from shopflow.deploy.env import deployed_executor
     from shopflow.deploy.services import status
 
     states = status(settings)
@@ -149,6 +154,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         if not state.alive and state.pid:
             shown += f" (pid file {state.pid} is stale)"
         print(f"{state.name:<14} {shown:<32} log: {state.log}")
+    print(f"executor: {deployed_executor(settings)}")
     if all(s.alive for s in states):
         print(f"Airflow UI: {settings.airflow_url}")
         return 0
@@ -375,8 +381,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--date", type=_date, required=True)
     run.set_defaults(func=cmd_run)
 
+    up_cmd = sub.add_parser(
+        "up", help="start the local Airflow services (UI, scheduler, ...) and print the URL"
+    )
+    up_cmd.add_argument(
+        "--executor",
+        choices=("local", "celery"),
+        default=None,
+        help="local: LocalExecutor on SQLite (default); celery: Postgres, Redis and two Celery "
+        "workers (scripts/install_services.sh installs Postgres and Redis). Default: the "
+        "executor last started, else SHOPFLOW_AIRFLOW_EXECUTOR, else local",
+    )
+    up_cmd.set_defaults(func=cmd_up)
+
     for name, func, text in (
-        ("up", cmd_up, "start the local Airflow services (UI, scheduler, ...) and print the URL"),
         ("down", cmd_down, "stop the local Airflow services"),
         ("status", cmd_status, "each Airflow service alive or dead, and the URL"),
     ):

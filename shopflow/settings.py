@@ -12,6 +12,7 @@ Everything else receives a :class:`Settings` instance. All state lives under
       quality/                                          validation results and Data Docs
       airflow/                                          AIRFLOW_HOME (SQLite metadata db, logs)
       airflow/services/                                 pid file + log per Airflow service
+      postgres/, redis/                                 Celery deployment: metadata DB, broker
 """
 
 from __future__ import annotations
@@ -33,6 +34,15 @@ def _env_int(env: dict[str, str], name: str, default: int) -> int:
         raise ValueError(f"setting {name} must be an integer, got {raw!r}") from exc
 
 
+def _env_choice(env: dict[str, str], name: str, choices: tuple[str, ...]) -> str | None:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return None
+    if raw not in choices:
+        raise ValueError(f"setting {name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
 @dataclass(frozen=True)
 class Settings:
     """Paths and knobs of one Shopflow installation."""
@@ -48,6 +58,12 @@ class Settings:
     # the local Airflow deployment (`shopflow up`): its API server / UI port and admin password
     airflow_port: int = 8080
     airflow_admin_password: str | None = None
+    # its executor: "local" (LocalExecutor, SQLite) or "celery" (CeleryExecutor, Postgres,
+    # Redis, two workers); None: the one `shopflow up` last started, else "local"
+    airflow_executor: str | None = None
+    # the Celery queue of tasks that read or write SHOPFLOW_HOME: only workers on the machine
+    # holding it serve it (shopflow.deploy.topology)
+    home_queue: str = "shopflow_home"
     # longest wait for one DAG run (or backfill) started by `shopflow run|retrain|backfill`
     run_timeout_minutes: int = 180
     # where on-call opens the Airflow UI, for the links in failure messages (runbooks, Data
@@ -118,6 +134,25 @@ class Settings:
         return self.airflow_port + 1, self.airflow_port + 2
 
     @property
+    def postgres_port(self) -> int:
+        """Port of the Celery deployment's Postgres (metadata database), after the log servers'."""
+        return self.airflow_port + 3
+
+    @property
+    def redis_port(self) -> int:
+        """Port of the Celery deployment's Redis (the broker)."""
+        return self.airflow_port + 4
+
+    @property
+    def postgres_dir(self) -> Path:
+        """The Celery deployment's Postgres data directory (owned by the ``postgres`` user)."""
+        return self.home / "postgres"
+
+    @property
+    def redis_dir(self) -> Path:
+        return self.home / "redis"
+
+    @property
     def tmp_dir(self) -> Path:
         return self.home / "tmp"
 
@@ -170,6 +205,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         duckdb_threads=_env_int(env, "SHOPFLOW_DUCKDB_THREADS", 2),
         airflow_port=_env_int(env, "SHOPFLOW_AIRFLOW_PORT", 8080),
         airflow_admin_password=env.get("SHOPFLOW_AIRFLOW_ADMIN_PASSWORD") or None,
+        airflow_executor=_env_choice(env, "SHOPFLOW_AIRFLOW_EXECUTOR", ("local", "celery")),
+        home_queue=env.get("SHOPFLOW_HOME_QUEUE") or "shopflow_home",
         run_timeout_minutes=_env_int(env, "SHOPFLOW_RUN_TIMEOUT_MINUTES", 180),
         ui_base_url=(env.get("SHOPFLOW_UI_URL") or "").rstrip("/") or None,
         alert_emails=tuple(

@@ -27,11 +27,23 @@ from shopflow.warehouse import WAREHOUSE_POOL
 if TYPE_CHECKING:  # pragma: no cover
     from shopflow.settings import Settings
 
+# Airflow's default queue ([operators] default_queue): served by every Celery worker
+ANY_WORKER_QUEUE = "default"
+
 log = logging.getLogger(__name__)
 
 
 def default_args() -> dict:
-    """Task defaults: infrastructure errors are retried; data errors fail fast (run_step)."""
+    """Task defaults: infrastructure errors are retried; data errors fail fast (run_step).
+
+    Every task reads or writes SHOPFLOW_HOME unless it says otherwise, so by default it goes
+    to the home queue (``SHOPFLOW_HOME_QUEUE``, default ``shopflow_home``), which only Celery
+    workers on the machine holding SHOPFLOW_HOME serve; tasks that touch nothing there
+    (``dbt_model`` reads its XCom, ``any_task_failed`` only fails the run) set
+    ``queue=ANY_WORKER_QUEUE`` and may run on any worker. The LocalExecutor ignores queues.
+    """
+    from shopflow.settings import load_settings  # cheap: the standard library only
+
     return {
         "owner": "shopflow",
         "retries": 2,
@@ -39,6 +51,7 @@ def default_args() -> dict:
         "retry_exponential_backoff": True,
         # one slot: tasks touching the warehouse DuckDB file never run concurrently
         "pool": WAREHOUSE_POOL,
+        "queue": load_settings().home_queue,
         # mails on-call when SHOPFLOW_ALERT_EMAILS is set (off by default)
         "on_failure_callback": failure_notifier(),
     }
