@@ -359,9 +359,7 @@ def _resolve_executor(settings: Settings) -> str:
                 f"Airflow of {settings.home} is up with the {recorded} executor "
                 f"({', '.join(s.name for s in alive)}), not {requested}: `shopflow down` first"
             )
-    executor = requested or (recorded if recorded in EXECUTORS else LOCAL)
-    record_executor(settings, executor)
-    return executor
+    return requested or (recorded if recorded in EXECUTORS else LOCAL)
 
 
 def up(settings: Settings, say: Callable[[str], None] = print) -> str:
@@ -383,6 +381,8 @@ def up(settings: Settings, say: Callable[[str], None] = print) -> str:
             _check_same_port(settings)
         if starting:
             _check_ports(settings, starting)
+            # remembered once the checks passed: `shopflow run` and `airflow` calls use it
+            record_executor(settings, executor)
             env = airflow_env(settings, executor)
             for service in wanted:
                 if service.name not in starting or service.compose is None:

@@ -11,6 +11,7 @@ import socket
 import pytest
 
 from shopflow.deploy import infra, services
+from shopflow.deploy.env import executor_file
 from shopflow.deploy.services import PORT_BLOCK, ServiceError, free_port_block, status
 from shopflow.settings import load_settings
 
@@ -30,6 +31,8 @@ def settings(tmp_path):
 def _nothing_started(settings) -> None:
     assert not any(state.alive for state in status(settings))
     assert not list(settings.airflow_services_dir.glob("*.pid"))
+    # a later plain `shopflow up` is not stuck with an executor that never started
+    assert not executor_file(settings).exists()
 
 
 @pytest.mark.parametrize("missing", ["postgres", "redis"])
