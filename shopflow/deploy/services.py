@@ -384,10 +384,9 @@ def up(settings: Settings, say: Callable[[str], None] = print) -> str:
             # remembered once the checks passed: `shopflow run` and `airflow` calls use it
             record_executor(settings, executor)
             env = airflow_env(settings, executor)
+            # the metadata database and the broker first: Airflow's services need them
             for service in wanted:
-                if service.name not in starting or service.compose is None:
-                    continue
-                if service.name in ("postgres", "redis"):
+                if service.name in starting and service.name in ("postgres", "redis"):
                     pid_file(settings, service.name).unlink(missing_ok=True)
                     infra.prepare(settings, service.name)
                     _start(settings, service, env)
