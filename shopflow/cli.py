@@ -149,11 +149,30 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         if not state.alive and state.pid:
             shown += f" (pid file {state.pid} is stale)"
         print(f"{state.name:<14} {shown:<32} log: {state.log}")
+    _print_unpublished(settings)
     if all(s.alive for s in states):
         print(f"Airflow UI: {settings.airflow_url}")
         return 0
     print("not (fully) up: `shopflow up` starts what is missing")
     return 1
+
+
+def _print_unpublished(settings: Settings) -> None:
+    """Dates a night started (or scored) but never published: on-call should rerun them."""
+    from shopflow.publish import unpublished_dates
+    from shopflow.warehouse import WarehouseBusyError
+
+    try:
+        missing = unpublished_dates(settings)
+    except WarehouseBusyError:
+        print("unpublished dates: unknown (the warehouse is busy; a night is running)")
+        return
+    if missing:
+        dates = ", ".join(d.isoformat() for d in missing)
+        print(
+            f"NOT PUBLISHED: {dates} (a night started but never published; a running night's "
+            "date shows here too): rerun with `shopflow run --date D`"
+        )
 
 
 def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:

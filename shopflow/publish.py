@@ -274,6 +274,7 @@ def publish(settings: Settings, run_date: dt.date, *, check: SnapshotCheck | Non
             if check is not None:
                 check(snapshot)
         number = snapshots.current_number(settings)
+        _clear_attempt(settings, run_date)
     parquet_dirs = {t: str(parquet_dir(settings, t, run_date)) for t in EXPORT_TABLES}
     summary = {
         "run_date": run_date.isoformat(),
@@ -294,6 +295,65 @@ def _replace_registry_tables(con, perf: pd.DataFrame, registry_rows: pd.DataFram
         con.register("incoming", frame)
         con.execute(f"insert into exports.{table} select * from incoming")
         con.unregister("incoming")
+
+
+# -- dates a run started for but never published ---------------------------------------------
+def _attempts_dir(settings: Settings) -> Path:
+    return snapshots.snapshots_dir(settings) / "started"
+
+
+def record_run_started(settings: Settings, run_date: dt.date) -> None:
+    """Note that a nightly run for ``run_date`` started (cleared when the date is published)."""
+    folder = _attempts_dir(settings)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / run_date.isoformat()).touch()
+
+
+def _published_dates(db: Path) -> set[dt.date]:
+    import duckdb
+
+    if not db.exists():
+        return set()
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return {
+            r[0]
+            for t in EXPORT_TABLES
+            for r in con.execute(f"select distinct run_date from exports.{t}").fetchall()
+        }
+    except duckdb.CatalogException:
+        return set()
+    finally:
+        con.close()
+
+
+def unpublished_dates(settings: Settings, *, lock_timeout_s: float = 5.0) -> list[dt.date]:
+    """Run dates that a nightly run started for, or that have predictions in the warehouse,
+    but that no published snapshot has: a night that never finished publishing.
+
+    Raises :class:`shopflow.warehouse.WarehouseBusyError` when the warehouse stays locked
+    longer than ``lock_timeout_s``.
+    """
+    from shopflow.warehouse import table_exists
+
+    candidates = set()
+    if _attempts_dir(settings).is_dir():
+        candidates |= {dt.date.fromisoformat(p.name) for p in _attempts_dir(settings).iterdir()}
+    if settings.warehouse_path.exists():
+        with connect(settings, read_only=True, lock_timeout_s=lock_timeout_s) as con:
+            for table in EXPORT_TABLES:
+                if table_exists(con, "predictions", table):
+                    candidates |= {
+                        r[0]
+                        for r in con.execute(
+                            f"select distinct run_date from predictions.{table}"
+                        ).fetchall()
+                    }
+    return sorted(candidates - _published_dates(settings.published_db_path))
+
+
+def _clear_attempt(settings: Settings, run_date: dt.date) -> None:
+    (_attempts_dir(settings) / run_date.isoformat()).unlink(missing_ok=True)
 
 
 def publish_registry_tables(settings: Settings) -> None:

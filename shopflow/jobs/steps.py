@@ -252,6 +252,25 @@ def data_error_types() -> tuple[type[BaseException], ...]:
     )
 
 
+def _note_unpublished(settings: Settings, run_date: dt.date) -> None:
+    """Say in the night's log which earlier dates never got published, and note this one."""
+    from shopflow.publish import record_run_started, unpublished_dates
+    from shopflow.warehouse import WarehouseBusyError
+
+    try:
+        missing = [d for d in unpublished_dates(settings) if d != run_date]
+    except WarehouseBusyError as exc:
+        log.warning("could not list unpublished dates: %s", exc)
+        missing = []
+    if missing:
+        log.warning(
+            "dates that started but were never published: %s; rerun each with "
+            "`shopflow run --date D`",
+            ", ".join(d.isoformat() for d in missing),
+        )
+    record_run_started(settings, run_date)
+
+
 def run_step(step: str, ds: str) -> dict:
     """Entry point for Airflow tasks: run one step for business date ``ds`` (YYYY-MM-DD)."""
     from shopflow.settings import load_settings
@@ -259,6 +278,8 @@ def run_step(step: str, ds: str) -> dict:
     settings = load_settings()
     settings.ensure_dirs()
     run_date = dt.date.fromisoformat(ds)
+    if step == "ingest_landing":  # the first step of a night
+        _note_unpublished(settings, run_date)
     try:
         result = {**NIGHTLY_STEPS, **RETRAIN_STEPS, **DAG_ONLY_STEPS}[step](settings, run_date)
     except Exception as exc:

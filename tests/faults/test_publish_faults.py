@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from shopflow import publish
+from shopflow import cli, publish
 from tests.conftest import REPO_ROOT, make_settings
 from tests.faults.helpers import (
     PUBLISH,
@@ -59,7 +59,9 @@ def homes(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.mark.parametrize("point", PUBLISH_FAILPOINTS)
-def test_kill_during_publish_shows_old_or_whole_new_and_rerun_converges(homes, point, tmp_path):
+def test_kill_during_publish_shows_old_or_whole_new_and_rerun_converges(
+    homes, point, tmp_path, capsys
+):
     home = copy_home(homes["base"], tmp_path / "home")
     before = visible(homes["base"])
     result = publish_in_subprocess(home, D2, failpoints=point)
@@ -68,11 +70,16 @@ def test_kill_during_publish_shows_old_or_whole_new_and_rerun_converges(homes, p
     assert seen == before or seen == visible(homes["clean"])
     if point != "publish.after_swap":
         assert seen == before, f"killed at {point}, before the swap: nothing may change"
+        # the date that never got published is reported (shopflow status, next night's log)
+        assert D2 in publish.unpublished_dates(make_settings(home))
+        cli._print_unpublished(make_settings(home))
+        assert f"NOT PUBLISHED: {D2}" in capsys.readouterr().out
     # a plain rerun converges to the clean run, and cleans what the crash left
     publish.publish(make_settings(home), D2)
     assert visible(home) == visible(homes["clean"])
     assert len(snapshot_dirs(home)) <= 1 + publish.snapshots.KEEP_PREVIOUS
     assert not (home / ".exports.swap").exists()
+    assert D2 not in publish.unpublished_dates(make_settings(home))
 
 
 def test_kill_during_migration_of_an_old_exports_directory(tmp_path):
