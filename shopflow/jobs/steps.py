@@ -141,10 +141,11 @@ def validate_predictions(settings: Settings, run_date: dt.date) -> dict:
 
 
 def publish(settings: Settings, run_date: dt.date) -> dict:
-    """Publish the run date's predictions to the exports database and Parquet."""
-    from shopflow.publish import publish as do_publish
+    """Publish the run date's predictions to the exports database and Parquet, checking a new
+    champion's outputs before they become visible (rolled back and republished on failure)."""
+    from shopflow.jobs.rollback import publish_checked
 
-    return do_publish(settings, run_date)
+    return publish_checked(settings, run_date)
 
 
 def check_published(settings: Settings, run_date: dt.date) -> dict:
