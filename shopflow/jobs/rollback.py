@@ -167,8 +167,8 @@ def republish(settings, run_date: dt.date) -> dict:
             f"cannot rebuild the exports for {run_date}: the warehouse is built as of {built}; "
             f"run `shopflow run --date {run_date}` to republish that date with the champions"
         )
-    forecast = score_forecast(settings, run_date)
-    recommendations = score_recommendations(settings, run_date)
+    forecast = score_forecast(settings, run_date, current_champion=True)
+    recommendations = score_recommendations(settings, run_date, current_champion=True)
     validate_predictions(settings, run_date)
     published = publish(settings, run_date)
     return {
