@@ -198,14 +198,19 @@ def _carry_over(source: Path, target: Path, *, copy: set[str], skip_dirs: set[st
 
 @contextlib.contextmanager
 def new_snapshot(
-    settings: Settings, *, copy: set[str], skip_dirs: set[str] = frozenset()
+    settings: Settings,
+    *,
+    copy: set[str],
+    skip_dirs: set[str] = frozenset(),
+    carry_over: bool = True,
 ) -> Iterator[Path]:
     """Build the next snapshot in the body of the ``with``, then publish it in one step.
 
     Call under :func:`publish_lock`, after :func:`recover`. The new directory starts as the
     current snapshot (``copy`` relative paths copied, ``skip_dirs`` left out, the rest
-    hard-linked); when the body raises, it is removed and nothing changed for readers. When
-    the body returns, ``exports`` is switched to it and old snapshots are pruned.
+    hard-linked; ``carry_over=False``: it starts empty); when the body raises, it is removed
+    and nothing changed for readers. When the body returns, ``exports`` is switched to it and
+    old snapshots are pruned.
     """
     root = snapshots_dir(settings)
     current = current_number(settings)
@@ -214,7 +219,7 @@ def new_snapshot(
     target.mkdir(parents=True)
     try:
         source = current_dir(settings)
-        if source is not None and source.is_dir():
+        if carry_over and source is not None and source.is_dir():
             _carry_over(source, target, copy=copy, skip_dirs=skip_dirs)
         yield target
         failpoint("publish.snapshot_built")
