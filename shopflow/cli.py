@@ -159,12 +159,13 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 def _print_unpublished(settings: Settings) -> None:
     """Dates a night started (or scored) but never published: on-call should rerun them."""
+    from shopflow.machine import MachineError
     from shopflow.publish import unpublished_dates
     from shopflow.warehouse import WarehouseBusyError
 
     try:
         missing = unpublished_dates(settings)
-    except WarehouseBusyError:
+    except (WarehouseBusyError, MachineError):
         print("unpublished dates: unknown (the warehouse is busy; a night is running)")
         return
     if missing:

@@ -240,6 +240,16 @@ def stage_published_db(snapshot: Path, run_date: dt.date, tables: dict[str, pd.D
     return staged
 
 
+def _check_free_space(settings: Settings, tables: dict[str, pd.DataFrame]) -> None:
+    """A new snapshot needs a copy of the published file plus the date's rows (with room)."""
+    from shopflow.machine import require_free_space
+
+    db = settings.published_db_path
+    size = db.stat().st_size if db.exists() else 0
+    rows = sum(int(frame.memory_usage(deep=True).sum()) for frame in tables.values())
+    require_free_space(settings.home, int(1.2 * size) + 2 * rows + 16 * 1024 * 1024, "publishing")
+
+
 # A check of the built snapshot before anyone can see it: receives the snapshot directory,
 # raises to refuse it (nothing changes for readers).
 SnapshotCheck = Callable[[Path], None]
@@ -262,6 +272,7 @@ def publish(settings: Settings, run_date: dt.date, *, check: SnapshotCheck | Non
     tables = {**predictions, "model_performance": perf, "model_registry": registry_rows}
     with snapshots.publish_lock(settings):
         snapshots.recover(settings)
+        _check_free_space(settings, tables)
         with snapshots.new_snapshot(
             settings,
             copy={PUBLISHED_DB},

@@ -237,10 +237,12 @@ def data_error_types() -> tuple[type[BaseException], ...]:
     from shopflow.jobs.nightly import InvalidPredictionsError, NoChampionError
     from shopflow.jobs.retrain import RetrainNotPossibleError
     from shopflow.jobs.rollback import PostPublishCheckError
+    from shopflow.machine import MachineError
     from shopflow.quality import QualityGateError
     from shopflow.registry import ArtifactIntegrityError
 
     return (
+        MachineError,  # a full disk or a held file: retrying blindly does not help
         LandingFormatError,
         QualityGateError,
         DbtBuildError,
@@ -255,12 +257,13 @@ def data_error_types() -> tuple[type[BaseException], ...]:
 
 def _note_unpublished(settings: Settings, run_date: dt.date) -> None:
     """Say in the night's log which earlier dates never got published, and note this one."""
+    from shopflow.machine import MachineError
     from shopflow.publish import record_run_started, unpublished_dates
     from shopflow.warehouse import WarehouseBusyError
 
     try:
         missing = [d for d in unpublished_dates(settings) if d != run_date]
-    except WarehouseBusyError as exc:
+    except (WarehouseBusyError, MachineError) as exc:  # the step itself will say it plainly
         log.warning("could not list unpublished dates: %s", exc)
         missing = []
     if missing:
@@ -284,13 +287,16 @@ def run_step(step: str, ds: str) -> dict:
     try:
         result = {**NIGHTLY_STEPS, **RETRAIN_STEPS, **DAG_ONLY_STEPS}[step](settings, run_date)
     except Exception as exc:
-        if isinstance(exc, data_error_types()):
+        from shopflow.machine import explain
+
+        error = explain(exc) or exc  # a full disk or a held file, said plainly
+        if isinstance(error, data_error_types()):
             from airflow.sdk.exceptions import AirflowFailException
 
             from shopflow.oncall import failure_message
 
-            message = failure_message(step, ds, exc, settings)  # + what to do, runbook, Data Docs
-            log.error("%s for %s failed on data (not retried):\n%s", step, ds, message)
+            message = failure_message(step, ds, error, settings)  # + what to do, runbook, links
+            log.error("%s for %s failed (not retried):\n%s", step, ds, message)
             raise AirflowFailException(message) from exc
         raise
     log.info("%s for %s: %s", step, ds, result)

@@ -16,6 +16,7 @@ import duckdb
 import pytest
 
 from shopflow import cli, publish
+from shopflow.machine import DiskFullError
 from tests.conftest import REPO_ROOT, make_settings
 from tests.faults.helpers import (
     PUBLISH,
@@ -127,8 +128,9 @@ def test_full_disk_during_publish_changes_nothing_and_rerun_converges(homes, tmp
         with open(ballast, "wb") as f:
             f.truncate(0)
             f.write(b"\0" * max(free - need // 2, 0))
-        with pytest.raises(OSError):
+        with pytest.raises((OSError, DiskFullError)) as failure:
             publish.publish(make_settings(home), D2)
+        assert "disk" in str(failure.value)
         assert visible(home) == before
         assert snapshot_dirs(home) == snapshot_dirs(homes["base"])
         ballast.unlink()
