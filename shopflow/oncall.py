@@ -140,6 +140,11 @@ GUIDANCE: dict[tuple[str, str | None], Guidance] = {
         "says (usually `shopflow run --date <date>` first), then clear this task.",
     ),
     # machine errors (shopflow.machine): not retried, since waiting does not free a disk
+    ("MachineError", None): Guidance(
+        MACHINE,
+        "Runbook: machine errors",
+        f"the message names the path and what the machine refused; fix that, {_RERUN}.",
+    ),
     ("DiskFullError", None): Guidance(
         MACHINE,
         "The disk is full",
