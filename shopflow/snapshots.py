@@ -112,6 +112,12 @@ def recover(settings: Settings) -> list[str]:
         swap.unlink()
         done.append(f"removed the unfinished swap link {swap}")
     exports = settings.exports_dir
+    if exports.is_symlink() and current_number(settings) is None:
+        raise RuntimeError(
+            f"{exports} points at {os.readlink(exports)}, not at a snapshot under {root}; "
+            "publishing would not know which exports to keep. Point it back at the latest "
+            f"{root}/<n> folder (or remove it to start afresh), then rerun."
+        )
     if exports.is_dir() and not exports.is_symlink():
         done += _migrate(settings)
     current = current_number(settings)
