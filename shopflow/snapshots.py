@@ -121,6 +121,13 @@ def recover(settings: Settings) -> list[str]:
     if exports.is_dir() and not exports.is_symlink():
         done += _migrate(settings)
     current = current_number(settings)
+    if current is None and set(numbered(settings)) - {0, 1}:
+        # only a crash in a home's first publish leaves snapshots without exports: 0 (the
+        # migrated folder) and 1 (never shown); more means exports was removed by hand
+        raise RuntimeError(
+            f"{exports} is missing but {root} holds published snapshots; point it at the "
+            f"latest: ln -sfn {SNAPSHOTS}/{snapshot_name(max(numbered(settings)))} {exports}"
+        )
     if current is None and (root / snapshot_name(0)).is_dir():
         # a crash between the two steps of the migration: snapshot 0 is the old exports/
         current = 0
@@ -130,10 +137,6 @@ def recover(settings: Settings) -> list[str]:
         if current is None or number > current:
             shutil.rmtree(root / snapshot_name(number))
             done.append(f"removed snapshot {snapshot_name(number)}, built but never published")
-    for leftover in root.iterdir():
-        if leftover.is_dir() and not _NUMBERED.match(leftover.name):
-            shutil.rmtree(leftover)
-            done.append(f"removed {leftover}")
     for line in done:
         log.warning("publish recovery: %s", line)
     return done
@@ -148,10 +151,10 @@ def _migrate(settings: Settings) -> list[str]:
     has_content = any(exports.iterdir())
     os.rename(exports, target)
     failpoint("snapshots.migrate_between_renames")
-    _point_exports_at(settings, int(target.name))
     for path in sorted(target.rglob("*"), reverse=True):  # staging leftovers of the old publish
         if any(path.name.endswith(part) for part in _SKIP_PARTS):
             shutil.rmtree(path) if path.is_dir() else path.unlink()
+    _point_exports_at(settings, int(target.name))
     return [f"moved the exports/ directory to {target}"] if has_content else []
 
 

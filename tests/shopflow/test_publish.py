@@ -208,3 +208,15 @@ def test_a_publish_is_one_snapshot_behind_the_exports_symlink(settings):
     old = first / "recommendations" / f"run_date={DAY}" / "part-0.parquet"
     new = settings.exports_dir / "recommendations" / f"run_date={DAY}" / "part-0.parquet"
     assert old.stat().st_ino == new.stat().st_ino  # unchanged dates are hard links, not copies
+
+
+def test_dates_started_or_scored_but_never_published_are_listed(settings):
+    started = DAY + dt.timedelta(days=5)
+    scored = DAY + dt.timedelta(days=1)
+    publish.record_run_started(settings, started)
+    publish.record_run_started(settings, DAY)
+    _predict(settings, DAY)
+    _predict(settings, scored)
+    assert publish.unpublished_dates(settings) == [DAY, scored, started]
+    publish.publish(settings, DAY)
+    assert publish.unpublished_dates(settings) == [scored, started]
