@@ -7,7 +7,7 @@ the quality results (``quality/``). The landing zone is the shop's own input and
 copied; neither are Airflow's state, logs and scratch space.
 
 Consistency: both commands hold the locks the night's writers take, in one order (the
-warehouse's, the registry's, the publish lock), so no step writes any of these files while
+publish lock, the warehouse's, the registry's), so no step writes any of these files while
 they are copied; a step that wants one waits. Between two tasks of a night no lock is held,
 so a backup taken while a night runs can fall between its steps: stop the scheduler or pick
 a quiet time (a restored home converges by rerunning that night).
@@ -39,12 +39,14 @@ _SKIP = (".lock", ".wal", ".tmp")
 
 @contextlib.contextmanager
 def _night_locks(settings: Settings, timeout_s: float):
-    """The locks of every writer of the backed-up files, in one order."""
+    """The locks of every writer of the backed-up files, in the order a publish takes them
+    (it reads the warehouse and the registry while holding the publish lock), so that a
+    backup and a publish never wait for each other in a circle."""
     registry = settings.registry_path
     with (
+        snapshots.publish_lock(settings, timeout_s=timeout_s),
         warehouse_lock(settings, timeout_s=timeout_s),
         file_lock(registry.with_suffix(registry.suffix + ".lock"), timeout_s=timeout_s),
-        snapshots.publish_lock(settings, timeout_s=timeout_s),
     ):
         yield
 

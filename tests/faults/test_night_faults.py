@@ -78,3 +78,32 @@ def test_kill_at_every_task_boundary_then_rerun_converges(nights):
     # a plain rerun of the whole night changes nothing more
     run_night(settings, nights["day"])
     assert visible(home) == after
+
+
+def test_two_nights_at_once_for_the_same_date_converge(nights):
+    """Two processes run the model half of the same night at once (a manual run during the
+    scheduled one): the locks serialise their writes, and the result is a clean night's."""
+    settings, _ = copy_home((nights["base"], nights["day"]), nights["root"] / "twice")
+    # the warehouse as of the date first, so both start from the same inputs
+    run_night(settings, nights["day"])
+    env = {**os.environ, "SHOPFLOW_HOME": str(settings.home), "SHOPFLOW_FAILPOINTS": ""}
+    runs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tests.faults.night",
+                nights["day"].isoformat(),
+                "score_forecast",
+            ],
+            cwd=REPO_ROOT,
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    for run in runs:
+        _, err = run.communicate(timeout=900)
+        assert run.returncode == 0, err[-3000:]
+    assert assert_consistent(settings.home) == visible(nights["clean"].home)
