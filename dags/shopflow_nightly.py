@@ -20,8 +20,8 @@ rerun replaces that date's outputs.
 | `ensure_models` | trains first models if a model has no champion (reads the warehouse, writes the registry) | — |
 | `score_forecast`, `score_recommendations` | score with the champion models | missing champion or corrupted artifact: see `shopflow models list` |
 | `validate_predictions` | quality gate on predictions | nothing was published; yesterday's exports are intact |
-| `publish_exports` | atomically publishes `exports.*` and Parquet | yesterday's exports are intact |
-| `check_published` | runs last, whatever happened upstream: when a model version changed since the previous published run, checks coverage, row counts, NaN share and shift (or, if nothing was published, whether scoring with the new champion failed) | the new champion was rolled back, the exports for the date rebuilt with the previous one; see docs/lifecycle.md, runbook "The model was rolled back last night" |
+| `publish_exports` | builds the date's snapshot (`exports.*` and Parquet), checks a newly promoted champion's outputs on it, then makes it visible in one step | yesterday's exports are intact; a rejected champion was rolled back and the date published with the previous one (never shown); see docs/lifecycle.md, runbook "The model was rolled back last night" |
+| `check_published` | runs last, whatever happened upstream: when a model version changed since the previous published run, checks coverage, row counts, NaN share and shift again on what is published (or, if nothing was published, whether scoring with the new champion failed) | the new champion was rolled back, the exports for the date rebuilt with the previous one; see docs/lifecycle.md, runbook "The model was rolled back last night" |
 | `any_task_failed` | runs only when a task failed: fails the run (`check_published` is skipped when an upstream failure left nothing to check, and a run whose last task was skipped would count as a success) | look at the first red task before it: its log says what failed and what to do |
 
 Data errors fail at once (not retried); infrastructure errors are retried twice.
@@ -137,7 +137,7 @@ with DAG(
     @task(
         # runs after any upstream outcome: a new champion that breaks scoring is rolled back too
         trigger_rule="all_done",
-        doc_md="Check a newly promoted champion's outputs; roll back and republish on failure.",
+        doc_md="Check a new champion's published outputs, or its failed scoring; roll back on failure.",
     )
     def check_published(ds: str | None = None) -> dict:
         from shopflow.jobs.steps import run_step

@@ -155,11 +155,31 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
             shown += f" (pid file {state.pid} is stale)"
         print(f"{state.name:<14} {shown:<32} log: {state.log}")
     print(f"executor: {deployed_executor(settings)}")
+    _print_unpublished(settings)
     if all(s.alive for s in states):
         print(f"Airflow UI: {settings.airflow_url}")
         return 0
     print("not (fully) up: `shopflow up` starts what is missing")
     return 1
+
+
+def _print_unpublished(settings: Settings) -> None:
+    """Dates a night started (or scored) but never published: on-call should rerun them."""
+    from shopflow.machine import MachineError
+    from shopflow.publish import unpublished_dates
+    from shopflow.warehouse import WarehouseBusyError
+
+    try:
+        missing = unpublished_dates(settings)
+    except (WarehouseBusyError, MachineError):
+        print("unpublished dates: unknown (the warehouse is busy; a night is running)")
+        return
+    if missing:
+        dates = ", ".join(d.isoformat() for d in missing)
+        print(
+            f"NOT PUBLISHED: {dates} (a night started but never published; a running night's "
+            "date shows here too): rerun with `shopflow run --date D`"
+        )
 
 
 def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
@@ -360,6 +380,27 @@ def cmd_backtest_forecast(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
+    """A consistent copy of the home's state (see shopflow.backup)."""
+    from shopflow.backup import backup
+
+    manifest = backup(settings, args.path)
+    count = sum(len(files) for files in manifest["files"].values())
+    print(f"backed up {', '.join(sorted(manifest['files']))} ({count} files) to {args.path}")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
+    """Restore a backup into this home; exit 1 when a model artifact fails its checksum."""
+    from shopflow.backup import restore
+
+    result = restore(settings, args.path)
+    print(f"restored {', '.join(result['restored'])} from {args.path} into {settings.home}")
+    for line in result["corrupted"]:
+        print(f"CORRUPTED: {line}")
+    return 1 if result["corrupted"] else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shopflow", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -459,6 +500,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--origins", type=int, default=2, help="28-day windows ending at the date (default 2)"
     )
     bt_forecast.set_defaults(func=cmd_backtest_forecast)
+
+    bk = sub.add_parser(
+        "backup", help="copy warehouse, registry, models, exports, quality results to PATH"
+    )
+    bk.add_argument("path", type=Path)
+    bk.set_defaults(func=cmd_backup)
+    rs = sub.add_parser("restore", help="replace this home's state by the backup in PATH")
+    rs.add_argument("path", type=Path)
+    rs.set_defaults(func=cmd_restore)
 
     af = sub.add_parser(
         "airflow", help="the embedded Airflow's CLI, e.g. `shopflow airflow dags list`"

@@ -8,6 +8,7 @@ Everything else receives a :class:`Settings` instance. All state lives under
       warehouse/shopflow.duckdb                         raw + dbt models + predictions (private)
       exports/shopflow.duckdb                           published database (analysts read this)
       exports/<table>/run_date=<YYYY-MM-DD>/*.parquet   published Parquet mirror
+      exports -> .snapshots/<n>/                        exports is a symlink (shopflow.snapshots)
       models/                                           model registry (artifacts + registry.duckdb)
       quality/                                          validation results and Data Docs
       airflow/                                          AIRFLOW_HOME (SQLite metadata db, logs)

@@ -154,10 +154,11 @@ def validate_predictions(settings: Settings, run_date: dt.date) -> dict:
 
 
 def publish(settings: Settings, run_date: dt.date) -> dict:
-    """Publish the run date's predictions to the exports database and Parquet."""
-    from shopflow.publish import publish as do_publish
+    """Publish the run date's predictions to the exports database and Parquet, checking a new
+    champion's outputs before they become visible (rolled back and republished on failure)."""
+    from shopflow.jobs.rollback import publish_checked
 
-    return do_publish(settings, run_date)
+    return publish_checked(settings, run_date)
 
 
 def check_published(settings: Settings, run_date: dt.date) -> dict:
@@ -249,10 +250,12 @@ def data_error_types() -> tuple[type[BaseException], ...]:
     from shopflow.jobs.nightly import InvalidPredictionsError, NoChampionError
     from shopflow.jobs.retrain import RetrainNotPossibleError
     from shopflow.jobs.rollback import PostPublishCheckError
+    from shopflow.machine import MachineError
     from shopflow.quality import QualityGateError
     from shopflow.registry import ArtifactIntegrityError
 
     return (
+        MachineError,  # a full disk or a held file: retrying blindly does not help
         LandingFormatError,
         QualityGateError,
         DbtBuildError,
@@ -265,6 +268,26 @@ def data_error_types() -> tuple[type[BaseException], ...]:
     )
 
 
+def _note_unpublished(settings: Settings, run_date: dt.date) -> None:
+    """Say in the night's log which earlier dates never got published, and note this one."""
+    from shopflow.machine import MachineError
+    from shopflow.publish import record_run_started, unpublished_dates
+    from shopflow.warehouse import WarehouseBusyError
+
+    try:
+        missing = [d for d in unpublished_dates(settings) if d != run_date]
+    except (WarehouseBusyError, MachineError) as exc:  # the step itself will say it plainly
+        log.warning("could not list unpublished dates: %s", exc)
+        missing = []
+    if missing:
+        log.warning(
+            "dates that started but were never published: %s; rerun each with "
+            "`shopflow run --date D`",
+            ", ".join(d.isoformat() for d in missing),
+        )
+    record_run_started(settings, run_date)
+
+
 def run_step(step: str, ds: str) -> dict:
     """Entry point for Airflow tasks: run one step for business date ``ds`` (YYYY-MM-DD)."""
     from shopflow.settings import load_settings
@@ -272,16 +295,21 @@ def run_step(step: str, ds: str) -> dict:
     settings = load_settings()
     settings.ensure_dirs()
     run_date = dt.date.fromisoformat(ds)
+    if step == "ingest_landing":  # the first step of a night
+        _note_unpublished(settings, run_date)
     try:
         result = {**NIGHTLY_STEPS, **RETRAIN_STEPS, **DAG_ONLY_STEPS}[step](settings, run_date)
     except Exception as exc:
-        if isinstance(exc, data_error_types()):
+        from shopflow.machine import explain
+
+        error = explain(exc) or exc  # a full disk or a held file, said plainly
+        if isinstance(error, data_error_types()):
             from airflow.sdk.exceptions import AirflowFailException
 
             from shopflow.oncall import failure_message
 
-            message = failure_message(step, ds, exc, settings)  # + what to do, runbook, Data Docs
-            log.error("%s for %s failed on data (not retried):\n%s", step, ds, message)
+            message = failure_message(step, ds, error, settings)  # + what to do, runbook, links
+            log.error("%s for %s failed (not retried):\n%s", step, ds, message)
             raise AirflowFailException(message) from exc
         raise
     log.info("%s for %s: %s", step, ds, result)

@@ -181,3 +181,42 @@ def test_published_tables_have_the_output_contract(settings):
     }
     assert published == {table: spec for table, (spec, _) in CONTRACT.items()}
     assert dict(keys) == {table: key for table, (_, key) in CONTRACT.items()}
+
+
+def test_a_publish_is_one_snapshot_behind_the_exports_symlink(settings):
+    _predict(settings, DAY)
+    publish.publish(settings, DAY)
+    assert settings.exports_dir.is_symlink()
+    first = settings.exports_dir.resolve()
+    snapshots_before = sorted((settings.home / ".snapshots").iterdir())
+    later = DAY + dt.timedelta(days=1)
+    _predict(settings, later)
+    seen = []
+
+    def refuse(snapshot):
+        seen.append(sorted(p.name for p in (snapshot / "recommendations").iterdir()))
+        raise ValueError("refused by the check")
+
+    with pytest.raises(ValueError, match="refused"):
+        publish.publish(settings, later, check=refuse)
+    assert seen == [[f"run_date={DAY}", f"run_date={later}"]]  # the check saw the whole date
+    assert settings.exports_dir.resolve() == first  # and nothing changed for readers
+    assert sorted((settings.home / ".snapshots").iterdir()) == snapshots_before
+    publish.publish(settings, later)
+    names = sorted(p.name for p in (settings.exports_dir / "recommendations").iterdir())
+    assert names == [f"run_date={DAY}", f"run_date={later}"]  # no staging folder among them
+    old = first / "recommendations" / f"run_date={DAY}" / "part-0.parquet"
+    new = settings.exports_dir / "recommendations" / f"run_date={DAY}" / "part-0.parquet"
+    assert old.stat().st_ino == new.stat().st_ino  # unchanged dates are hard links, not copies
+
+
+def test_dates_started_or_scored_but_never_published_are_listed(settings):
+    started = DAY + dt.timedelta(days=5)
+    scored = DAY + dt.timedelta(days=1)
+    publish.record_run_started(settings, started)
+    publish.record_run_started(settings, DAY)
+    _predict(settings, DAY)
+    _predict(settings, scored)
+    assert publish.unpublished_dates(settings) == [DAY, scored, started]
+    publish.publish(settings, DAY)
+    assert publish.unpublished_dates(settings) == [scored, started]
