@@ -119,6 +119,38 @@ EXPORT_SCHEMAS = {
         key=("model_name", "version"),
         nullable=frozenset({"status_reason", "code_version"}),
     ),
+    # live accuracy (dbt_project/models/live/, shopflow.jobs.feedback), rebuilt whole
+    "forecast_accuracy": ExportSchema(
+        columns={
+            "run_date": "DATE",
+            "model_name": "VARCHAR",
+            "model_version": "VARCHAR",
+            "horizon_bucket": "VARCHAR",
+            "volume_tier": "VARCHAR",
+            "metric": "VARCHAR",
+            "value": "DOUBLE",
+            "products": "BIGINT",
+            "actual_units": "DOUBLE",
+            "evaluated_through": "DATE",
+        },
+        key=("run_date", "model_name", "horizon_bucket", "volume_tier", "metric"),
+        nullable=frozenset({"model_version", "value"}),
+    ),
+    "recommendation_outcomes": ExportSchema(
+        columns={
+            "run_date": "DATE",
+            "model_name": "VARCHAR",
+            "model_version": "VARCHAR",
+            "reason": "VARCHAR",
+            "metric": "VARCHAR",
+            "value": "DOUBLE",
+            "customers": "BIGINT",
+            "hits": "BIGINT",
+            "evaluated_through": "DATE",
+        },
+        key=("run_date", "model_name", "reason", "metric"),
+        nullable=frozenset({"model_version", "value"}),
+    ),
 }
 # Tables with one set of rows per run date, from the predictions schema of the warehouse; the
 # others are rebuilt whole from the registry.
@@ -238,6 +270,9 @@ def stage_published_db(
             )
             con.unregister("incoming")
         _replace_registry_tables(con, tables["model_performance"], tables["model_registry"])
+        from shopflow.jobs.feedback import replace_live_tables
+
+        replace_live_tables(con, tables)
         con.execute("commit")
         con.execute("checkpoint")
     finally:
@@ -255,6 +290,9 @@ def publish(settings: Settings, run_date: dt.date) -> dict:
             )
     perf, registry_rows = performance_rows(settings)
     tables = {**predictions, "model_performance": perf, "model_registry": registry_rows}
+    from shopflow.jobs.feedback import live_frames
+
+    tables.update(live_frames(settings))
     settings.exports_dir.mkdir(parents=True, exist_ok=True)
     lock = settings.published_db_path.with_suffix(".duckdb.lock")
     with file_lock(lock):

@@ -1,0 +1,34 @@
+{#- A table of the warehouse's predictions schema (written by the nightly's scoring steps, not
+    by dbt), or no rows with the given columns where it does not exist yet (the first build of
+    a warehouse, before anything was scored). -#}
+{% macro prediction_rows(table, columns) -%}
+    {%- set relation = adapter.get_relation(
+        database=this.database, schema='predictions', identifier=table
+    ) -%}
+    {%- if relation is not none -%}
+        {{ relation }}
+    {%- else -%}
+        (
+            select
+                {% for name, type in columns.items() -%}
+                    cast(null as {{ type }}) as {{ name }}{{ "," if not loop.last }}
+                {% endfor %}
+            where false
+        )
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The first night whose evaluation this incremental run (re)computes: the night after the
+    latest one evaluated before this run date, so a rerun of a night recomputes that night's
+    rows and a skipped night is caught up; a full refresh evaluates everything. -#}
+{% macro live_first_night() -%}
+    {% if is_incremental() %}
+        (
+            select coalesce(max(evaluated_through) + 1, date '1900-01-01')
+            from {{ this }}
+            where evaluated_through < {{ run_date() }}
+        )
+    {% else %}
+        date '1900-01-01'
+    {% endif %}
+{%- endmacro %}
