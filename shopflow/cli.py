@@ -354,6 +354,14 @@ def cmd_backtest_forecast(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    """Write the static HTML report of a date ($SHOPFLOW_HOME/reports/<date>/index.html)."""
+    from shopflow.report import write_report
+
+    print(write_report(settings, args.date)["path"])
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shopflow", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -441,6 +449,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--origins", type=int, default=2, help="28-day windows ending at the date (default 2)"
     )
     bt_forecast.set_defaults(func=cmd_backtest_forecast)
+
+    report = sub.add_parser("report", help="write the night's static HTML report for a date")
+    report.add_argument("--date", type=_date, required=True, help="business date YYYY-MM-DD")
+    report.set_defaults(func=cmd_report)
 
     af = sub.add_parser(
         "airflow", help="the embedded Airflow's CLI, e.g. `shopflow airflow dags list`"
