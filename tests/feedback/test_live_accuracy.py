@@ -7,39 +7,19 @@ from __future__ import annotations
 import datetime as dt
 
 import pandas as pd
-import pytest
 
-from shopflow.dbt import run_dbt
+from tests.feedback.conftest import RUN_DATES
 from tests.feedback.helpers import (
     build_live,
     expected_forecast_accuracy,
     expected_recommendation_outcomes,
     read_live,
-    write_fake_predictions,
 )
-from tests.ml.lifecycle_helpers import copy_home
 
-RUN_DATES = 60
 KEYS = {
     "live_forecast_accuracy": ["run_date", "model_name", "horizon_bucket", "volume_tier", "metric"],
     "live_recommendation_outcomes": ["run_date", "model_name", "reason", "metric"],
 }
-
-
-@pytest.fixture(scope="module")
-def published(built_home, tmp_path_factory):
-    """The tiny shop with predictions (and baselines) for its last 60 run dates."""
-    settings, last = copy_home(built_home, tmp_path_factory.mktemp("live"))
-    # the per-cutoff features of every run date at once (the baselines' lists read them)
-    run_dbt(
-        settings,
-        ["run", "--select", "feat_customer_product", "feat_product_popularity"],
-        last,
-        extra_vars={"feature_cutoff_offsets_days": list(range(RUN_DATES + 1))},
-    )
-    for back in range(RUN_DATES, 0, -1):
-        write_fake_predictions(settings, last - dt.timedelta(days=back), seed=back)
-    return settings, last
 
 
 def expected(settings, as_of: dt.date) -> dict[str, pd.DataFrame]:
