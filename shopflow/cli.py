@@ -1,11 +1,13 @@
 """The ``shopflow`` command.
 
 shopflow generate [--customers N] [--products N] [--days N] [--start DATE] [--seed S]
+                  [--regime-change DATE]
 shopflow load --source online-retail-ii PATH
 shopflow up | down | status               # the local Airflow services (UI, scheduler, ...)
 shopflow run --date YYYY-MM-DD            # shopflow_nightly through the scheduler
 shopflow backfill --start D1 --end D2 [--dag DAG]  # Airflow's backfill, oldest date first
 shopflow demo                             # what `make run` calls
+shopflow report --date YYYY-MM-DD         # the night's HTML report
 shopflow models list|show                 # the model registry
 shopflow models train MODEL --date D      # train and register a challenger (not promoted)
 shopflow models rollback MODEL [--to VERSION] | promote MODEL VERSION --reason TEXT
@@ -68,6 +70,7 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
         days=args.days,
         start=args.start,
         seed=args.seed,
+        regime_change=args.regime_change,
     )
     settings.ensure_dirs()
     started = time.perf_counter()
@@ -372,6 +375,12 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--days", type=int, default=365)
     gen.add_argument("--start", type=_date, default=dt.date(2025, 1, 1))
     gen.add_argument("--seed", type=int, default=42)
+    gen.add_argument(
+        "--regime-change",
+        type=_date,
+        default=None,
+        help="from this date on demand jumps and tastes shift (a stale-model scenario)",
+    )
     gen.set_defaults(func=cmd_generate)
 
     load = sub.add_parser("load", help="map a public export format onto the landing contract")
