@@ -229,9 +229,9 @@ NIGHTLY_STEPS: dict[str, Callable[[Settings, dt.date], dict]] = {
     "score_recommendations": score_recommendations,
     "validate_predictions": validate_predictions,
     "publish_exports": publish,
-    "check_published": check_published,
     "record_baselines": record_baselines,
     "check_live_accuracy": check_live_accuracy,
+    "check_published": check_published,
     "write_report": write_report,
 }
 
