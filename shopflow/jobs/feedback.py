@@ -236,13 +236,17 @@ def replace_live_tables(con, tables: dict[str, pd.DataFrame]) -> None:
 # -- rollback on outcomes ---------------------------------------------------------------------
 @dataclass(frozen=True)
 class LiveRule:
-    """How a model's live accuracy is compared with its baselines' (one number per run date)."""
+    """How a model's live accuracy is compared with its baselines' (one number per run date).
+
+    ``observable_after_days``: a run date's number is known that many days after it (None:
+    the live window, settings.live_window_days)."""
 
     model_name: str
     table: str
     metric: str
     where: str
     lower_is_better: bool
+    observable_after_days: int | None = None
 
 
 LIVE_RULES = {
@@ -253,6 +257,7 @@ LIVE_RULES = {
         "weekly_wape",
         "horizon_bucket = '1-7' and volume_tier = 'all'",
         lower_is_better=True,
+        observable_after_days=7,
     ),
     RANKER_MODEL: LiveRule(
         RANKER_MODEL,
@@ -264,10 +269,15 @@ LIVE_RULES = {
 }
 
 
-def live_comparison(settings, model_name: str, version: str) -> pd.DataFrame:
+def live_comparison(
+    settings, model_name: str, version: str, as_of: dt.date | None = None
+) -> pd.DataFrame:
     """Per run date served by ``version``: its live metric, the best baseline's on the same
-    run date (and which), oldest first."""
+    run date (and which), oldest first; only run dates observable by ``as_of`` when given
+    (a rerun or backfill of an earlier night decides on what that night knew)."""
     rule = LIVE_RULES[model_name]
+    after = rule.observable_after_days or settings.live_window_days
+    as_of = as_of or dt.date.max
     schema, table = rule.table.split(".")
     best = "min" if rule.lower_is_better else "max"
     with connect(settings, read_only=True) as con:
@@ -279,6 +289,7 @@ def live_comparison(settings, model_name: str, version: str) -> pd.DataFrame:
                 select run_date, model_name, model_version, value
                 from {rule.table}
                 where metric = ? and {rule.where} and value is not null
+                    and run_date + cast(? as integer) <= cast(? as date)
             ),
             model as (
                 select run_date, value as model from rows
@@ -294,7 +305,7 @@ def live_comparison(settings, model_name: str, version: str) -> pd.DataFrame:
             from model inner join baselines using (run_date)
             order by model.run_date
             """,
-            [rule.metric, model_name, version],
+            [rule.metric, after, as_of, model_name, version],
         ).df()
 
 
@@ -328,7 +339,7 @@ def check_live_accuracy(settings, run_date: dt.date) -> dict:
         champion = registry.champion(model_name)
         if champion is None:
             continue
-        comparison = live_comparison(settings, model_name, champion.version)
+        comparison = live_comparison(settings, model_name, champion.version, run_date)
         streak = worse_streak(comparison, rule.lower_is_better, settings.live_margin)
         verdict = {
             "champion": champion.version,
