@@ -18,9 +18,11 @@ from shopflow.generator.spec import Promotion, ShopSpec
 ORDERS_PER_CUSTOMER_DAY = 0.05
 YEARLY_GROWTH = 0.15
 # A change of regime (ShopSpec.regime_change): from that day on, orders are this many times
-# as many, and the categories' pulls are handed round in reverse order (the most wanted
-# category becomes the least wanted): what sold before is no guide to what sells after.
-REGIME_ORDERS_FACTOR = 2.5
+# as many (a marketplace launch), and the categories' pulls are handed round in reverse order
+# (the most wanted category becomes the least wanted): what sold before is no guide to what
+# sells after. Tree models trained before it do not extrapolate past the demand levels they
+# saw, so a forecaster trained before the change goes stale.
+REGIME_ORDERS_FACTOR = 5.0
 # Monday .. Sunday: Saturday is quiet, Sunday evening and Monday are busy.
 WEEKDAY_FACTORS = (1.12, 1.06, 1.02, 0.98, 0.92, 0.78, 1.12)
 
