@@ -283,7 +283,7 @@ def live_comparison(
     with connect(settings, read_only=True) as con:
         if not _has_table(con, schema, table):
             return pd.DataFrame(columns=["run_date", "model", "baseline", "best_baseline"])
-        return con.execute(
+        comparison = con.execute(
             f"""
             with rows as (
                 select run_date, model_name, model_version, value
@@ -307,6 +307,8 @@ def live_comparison(
             """,
             [rule.metric, after, as_of, model_name, version],
         ).df()
+    comparison = comparison.assign(run_date=pd.to_datetime(comparison["run_date"]).dt.date)
+    return comparison
 
 
 def worse_streak(comparison: pd.DataFrame, lower_is_better: bool, margin: float) -> int:
