@@ -104,7 +104,12 @@ volume as (
         products.run_date,
         products.product_id,
         coalesce(sum(demand.units_sold), 0) as units_28
-    from (select distinct run_date, product_id from observable) as products
+    from (
+        select distinct
+            run_date,
+            product_id
+        from observable
+    ) as products
     left join {{ ref('fct_product_daily_demand') }} as demand
         on products.product_id = demand.product_id
             and demand.demand_date between products.run_date - 27 and products.run_date
@@ -119,11 +124,11 @@ tiers as (
         product_id,
         case
             when
-                row_number() over (partition by run_date order by units_28 desc, product_id)
+                row_number() over (partition by run_date order by units_28 desc, product_id asc)
                 <= ceil(0.2 * count(*) over (partition by run_date))
                 then 'high'
             when
-                row_number() over (partition by run_date order by units_28 desc, product_id)
+                row_number() over (partition by run_date order by units_28 desc, product_id asc)
                 <= ceil(0.5 * count(*) over (partition by run_date))
                 then 'medium'
             else 'low'
@@ -145,12 +150,18 @@ scored as (
         coalesce(demand.units_sold, 0) as actual,
         observable.units_mean,
         (
-            greatest(0.1 * (coalesce(demand.units_sold, 0) - observable.units_p10),
-                -0.9 * (coalesce(demand.units_sold, 0) - observable.units_p10))
-            + greatest(0.5 * (coalesce(demand.units_sold, 0) - observable.units_p50),
-                -0.5 * (coalesce(demand.units_sold, 0) - observable.units_p50))
-            + greatest(0.9 * (coalesce(demand.units_sold, 0) - observable.units_p90),
-                -0.1 * (coalesce(demand.units_sold, 0) - observable.units_p90))
+            greatest(
+                0.1 * (coalesce(demand.units_sold, 0) - observable.units_p10),
+                -0.9 * (coalesce(demand.units_sold, 0) - observable.units_p10)
+            )
+            + greatest(
+                0.5 * (coalesce(demand.units_sold, 0) - observable.units_p50),
+                -0.5 * (coalesce(demand.units_sold, 0) - observable.units_p50)
+            )
+            + greatest(
+                0.9 * (coalesce(demand.units_sold, 0) - observable.units_p90),
+                -0.1 * (coalesce(demand.units_sold, 0) - observable.units_p90)
+            )
         ) / 3 as pinball,
         cast(coalesce(demand.units_sold, 0) < observable.units_p10 as integer) as below_p10,
         cast(coalesce(demand.units_sold, 0) > observable.units_p90 as integer) as above_p90
@@ -225,26 +236,26 @@ metrics as (
     union all
     select
         *,
-        'bias',
-        case when actual_units > 0 then (forecast_units - actual_units) / actual_units end
+        'bias' as metric,
+        case when actual_units > 0 then (forecast_units - actual_units) / actual_units end as value
     from groups
     union all
     select
         *,
-        'pinball',
-        case when actual_units > 0 then pinball / actual_units end
+        'pinball' as metric,
+        case when actual_units > 0 then pinball / actual_units end as value
     from groups
     union all
     select
         *,
-        'below_p10',
-        below_p10 / product_days
+        'below_p10' as metric,
+        below_p10 / product_days as value
     from groups
     union all
     select
         *,
-        'above_p90',
-        above_p90 / product_days
+        'above_p90' as metric,
+        above_p90 / product_days as value
     from groups
 
 )

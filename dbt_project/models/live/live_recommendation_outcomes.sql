@@ -18,7 +18,7 @@
 -- reason = a candidate source: item_hit_rate, the share of the list places that source filled
 -- whose product the customer bought in the window. Incremental like live_forecast_accuracy.
 
-{% set window_days = env_var('SHOPFLOW_LIVE_WINDOW_DAYS', '28') | int %}
+{% set window_days = var('live_window_days') | int %}
 
 with
 
@@ -76,8 +76,8 @@ bought as (
         order_lines.product_id
     from run_dates
     inner join {{ ref('int_order_lines_as_of') }} as order_lines
-        on order_lines.ordered_date > run_dates.run_date
-            and order_lines.ordered_date <= run_dates.run_date + {{ window_days }}
+        on run_dates.run_date < order_lines.ordered_date
+            and run_dates.run_date + {{ window_days }} >= order_lines.ordered_date
     where not order_lines.is_non_product
         and not order_lines.is_return
         and order_lines.customer_id is not null
@@ -143,9 +143,9 @@ ideal as (
 
     -- ideal DCG of a customer who bought `depth` products: all found at the top
     select
-        position as depth,
-        sum(1 / log2(position + 1)) over (order by position) as ideal_dcg
-    from (select unnest(range(1, k + 1)) as position from k) as positions
+        places.place as depth,
+        sum(1 / log2(places.place + 1)) over (order by places.place) as ideal_dcg
+    from (select unnest(range(1, k.k + 1)) as place from k) as places
 
 ),
 
