@@ -19,17 +19,19 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- The first night whose evaluation this incremental run (re)computes: the night after the
-    latest one evaluated before this run date, so a rerun of a night recomputes that night's
-    rows and a skipped night is caught up; a full refresh evaluates everything. -#}
+{#- The first night whose evaluation this incremental run (re)computes, as a DATE literal: the
+    night after the latest one evaluated before this run date, so a rerun of a night recomputes
+    that night's rows and a skipped night is caught up; a full refresh evaluates everything.
+    A literal (one query at compile time), so that the live models' filters on run_date skip
+    the predictions of older run dates by their zone maps instead of scanning them all. -#}
 {% macro live_first_night() -%}
-    {% if is_incremental() %}
-        (
-            select coalesce(max(evaluated_through) + 1, date '1900-01-01')
-            from {{ this }}
-            where evaluated_through < {{ run_date() }}
-        )
-    {% else %}
-        date '1900-01-01'
-    {% endif %}
+    {%- if execute is defined and execute and is_incremental() -%}
+        {%- set found = run_query(
+            "select coalesce(max(evaluated_through) + 1, date '1900-01-01') from "
+            ~ this ~ " where evaluated_through < " ~ run_date()
+        ) -%}
+        cast('{{ found.columns[0].values()[0] }}' as date)
+    {%- else -%}
+        cast('1900-01-01' as date)
+    {%- endif -%}
 {%- endmacro %}

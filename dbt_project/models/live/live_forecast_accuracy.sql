@@ -21,13 +21,14 @@
 -- over products / Σ actual; a bucket is one week), bias, pinball (p10/p50/p90 averaged, over
 -- Σ actual), below_p10 and above_p90 (shares of product-days). Null where Σ actual is 0.
 
+{#- run dates that may have a bucket (its last day 7, 14, 21 or 28 days on) that became
+    observable in [first night, run date]; run_dates below keeps those that do -#}
+{% set first_night = live_first_night() %}
+{% set batch %}
+    run_date between {{ first_night }} - 28 and {{ run_date() }} - 7
+{% endset %}
+
 with
-
-first_night as (
-
-    select {{ live_first_night() }} as night
-
-),
 
 forecasts as (
 
@@ -46,6 +47,7 @@ forecasts as (
         'run_date': 'date', 'model_version': 'varchar', 'product_id': 'varchar',
         'forecast_date': 'date', 'horizon_days': 'integer', 'units_mean': 'double',
         'units_p10': 'double', 'units_p50': 'double', 'units_p90': 'double'}) }}
+    where {{ batch }}
 
     union all
 
@@ -64,6 +66,7 @@ forecasts as (
         'run_date': 'date', 'model_name': 'varchar', 'product_id': 'varchar',
         'forecast_date': 'date', 'horizon_days': 'integer', 'units_mean': 'double',
         'units_p10': 'double', 'units_p50': 'double', 'units_p90': 'double'}) }}
+    where {{ batch }}
 
 ),
 
@@ -81,11 +84,9 @@ bucketed as (
 run_dates as (
 
     -- run dates with a bucket that became observable in [first night, run date]
-    select distinct bucketed.run_date
+    select distinct run_date
     from bucketed
-    cross join first_night
-    where bucketed.run_date + bucketed.bucket_last_day
-        between first_night.night and {{ run_date() }}
+    where run_date + bucket_last_day between {{ first_night }} and {{ run_date() }}
 
 ),
 

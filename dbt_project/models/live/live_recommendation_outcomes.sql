@@ -19,14 +19,13 @@
 -- whose product the customer bought in the window. Incremental like live_forecast_accuracy.
 
 {% set window_days = var('live_window_days') | int %}
+{#- the lists whose window became complete in [first night, run date] -#}
+{% set batch %}
+    run_date between {{ live_first_night() }} - {{ window_days }}
+    and {{ run_date() }} - {{ window_days }}
+{% endset %}
 
 with
-
-first_night as (
-
-    select {{ live_first_night() }} as night
-
-),
 
 lists as (
 
@@ -41,6 +40,7 @@ lists as (
     from {{ prediction_rows('recommendations', {
         'run_date': 'date', 'model_version': 'varchar', 'customer_id': 'varchar',
         'rank': 'integer', 'product_id': 'varchar', 'reason': 'varchar'}) }}
+    where {{ batch }}
 
     union all
 
@@ -55,16 +55,14 @@ lists as (
     from {{ prediction_rows('baseline_recommendations', {
         'run_date': 'date', 'model_name': 'varchar', 'customer_id': 'varchar',
         'rank': 'integer', 'product_id': 'varchar', 'reason': 'varchar'}) }}
+    where {{ batch }}
 
 ),
 
 run_dates as (
 
-    -- lists whose window became complete in [first night, run date]
-    select distinct lists.run_date
+    select distinct run_date
     from lists
-    cross join first_night
-    where lists.run_date + {{ window_days }} between first_night.night and {{ run_date() }}
 
 ),
 
