@@ -1,11 +1,13 @@
 """The ``shopflow`` command.
 
 shopflow generate [--customers N] [--products N] [--days N] [--start DATE] [--seed S]
+                  [--regime-change DATE]
 shopflow load --source online-retail-ii PATH
 shopflow up | down | status               # the local Airflow services (UI, scheduler, ...)
 shopflow run --date YYYY-MM-DD            # shopflow_nightly through the scheduler
 shopflow backfill --start D1 --end D2 [--dag DAG]  # Airflow's backfill, oldest date first
 shopflow demo                             # what `make run` calls
+shopflow report --date YYYY-MM-DD         # the night's HTML report
 shopflow models list|show                 # the model registry
 shopflow models train MODEL --date D      # train and register a challenger (not promoted)
 shopflow models rollback MODEL [--to VERSION] | promote MODEL VERSION --reason TEXT
@@ -68,6 +70,7 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
         days=args.days,
         start=args.start,
         seed=args.seed,
+        regime_change=args.regime_change,
     )
     settings.ensure_dirs()
     started = time.perf_counter()
@@ -401,6 +404,14 @@ def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if result["corrupted"] else 0
 
 
+def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    """Write the static HTML report of a date ($SHOPFLOW_HOME/reports/<date>/index.html)."""
+    from shopflow.report import write_report
+
+    print(write_report(settings, args.date)["path"])
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shopflow", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -411,6 +422,12 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--days", type=int, default=365)
     gen.add_argument("--start", type=_date, default=dt.date(2025, 1, 1))
     gen.add_argument("--seed", type=int, default=42)
+    gen.add_argument(
+        "--regime-change",
+        type=_date,
+        default=None,
+        help="from this date on demand jumps and tastes shift (a stale-model scenario)",
+    )
     gen.set_defaults(func=cmd_generate)
 
     load = sub.add_parser("load", help="map a public export format onto the landing contract")
@@ -509,6 +526,10 @@ def build_parser() -> argparse.ArgumentParser:
     rs = sub.add_parser("restore", help="replace this home's state by the backup in PATH")
     rs.add_argument("path", type=Path)
     rs.set_defaults(func=cmd_restore)
+
+    report = sub.add_parser("report", help="write the night's static HTML report for a date")
+    report.add_argument("--date", type=_date, required=True, help="business date YYYY-MM-DD")
+    report.set_defaults(func=cmd_report)
 
     af = sub.add_parser(
         "airflow", help="the embedded Airflow's CLI, e.g. `shopflow airflow dags list`"

@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # pragma: no cover
 URL_PREFIX = "/shopflow"
 DOCS_ROUTE = "/docs"  # Markdown under docs/, rendered: /shopflow/docs/runbooks/quality_gate.md
 DATA_DOCS_ROUTE = "/data-docs"  # the GX local site, as static files
+REPORTS_ROUTE = "/reports"  # the nightly HTML reports: /shopflow/reports/<date>/
 
 QUALITY_GATE = "runbooks/quality_gate.md"
 MODELS = "runbooks/models.md"

@@ -119,11 +119,49 @@ EXPORT_SCHEMAS = {
         key=("model_name", "version"),
         nullable=frozenset({"status_reason", "code_version"}),
     ),
+    # live accuracy (dbt_project/models/live/, shopflow.jobs.feedback), rebuilt whole
+    "forecast_accuracy": ExportSchema(
+        columns={
+            "run_date": "DATE",
+            "model_name": "VARCHAR",
+            "model_version": "VARCHAR",
+            "horizon_bucket": "VARCHAR",
+            "volume_tier": "VARCHAR",
+            "metric": "VARCHAR",
+            "value": "DOUBLE",
+            "products": "BIGINT",
+            "actual_units": "DOUBLE",
+            "evaluated_through": "DATE",
+        },
+        key=("run_date", "model_name", "horizon_bucket", "volume_tier", "metric"),
+        nullable=frozenset({"model_version", "value"}),
+    ),
+    "recommendation_outcomes": ExportSchema(
+        columns={
+            "run_date": "DATE",
+            "model_name": "VARCHAR",
+            "model_version": "VARCHAR",
+            "reason": "VARCHAR",
+            "metric": "VARCHAR",
+            "value": "DOUBLE",
+            "customers": "BIGINT",
+            "hits": "BIGINT",
+            "evaluated_through": "DATE",
+        },
+        key=("run_date", "model_name", "reason", "metric"),
+        nullable=frozenset({"model_version", "value"}),
+    ),
 }
 PUBLISHED_DB = "shopflow.duckdb"  # inside a snapshot; analysts open exports/shopflow.duckdb
 # Tables with one set of rows per run date, from the predictions schema of the warehouse; the
 # others are rebuilt whole from the registry.
 EXPORT_TABLES = ("recommendations", "demand_forecast")
+# The live-accuracy tables (dbt models of schema ``live``, see docs/lifecycle.md) and the
+# exports they are published as, whole, at every publish.
+LIVE_TABLES = {
+    "forecast_accuracy": "live.live_forecast_accuracy",
+    "recommendation_outcomes": "live.live_recommendation_outcomes",
+}
 
 
 def read_predictions(settings: Settings, run_date: dt.date) -> dict[str, pd.DataFrame]:
@@ -233,6 +271,7 @@ def stage_published_db(snapshot: Path, run_date: dt.date, tables: dict[str, pd.D
             )
             con.unregister("incoming")
         _replace_registry_tables(con, tables["model_performance"], tables["model_registry"])
+        replace_live_tables(con, tables)
         con.execute("commit")
         con.execute("checkpoint")
     finally:
@@ -270,6 +309,7 @@ def publish(settings: Settings, run_date: dt.date, *, check: SnapshotCheck | Non
             )
     perf, registry_rows = performance_rows(settings)
     tables = {**predictions, "model_performance": perf, "model_registry": registry_rows}
+    tables.update(live_frames(settings))
     with snapshots.publish_lock(settings):
         snapshots.recover(settings)
         _check_free_space(settings, tables)
@@ -297,6 +337,38 @@ def publish(settings: Settings, run_date: dt.date, *, check: SnapshotCheck | Non
     log.info("published %s", json.dumps(summary))
     return summary
 
+
+
+def live_frames(settings: Settings) -> dict[str, pd.DataFrame]:
+    """The live tables as published (``exports.forecast_accuracy`` and
+    ``exports.recommendation_outcomes``); empty frames before the first evaluation."""
+    import pandas as pd
+
+    from shopflow.warehouse import table_exists
+
+    frames = {}
+    with connect(settings, read_only=True) as con:
+        for export, relation in LIVE_TABLES.items():
+            columns = EXPORT_SCHEMAS[export].column_names
+            schema, table = relation.split(".")
+            if table_exists(con, schema, table):
+                frames[export] = con.execute(
+                    f"select {', '.join(columns)} from {relation} order by all"
+                ).df()
+            else:
+                frames[export] = pd.DataFrame(columns=columns)
+    return frames
+
+
+def replace_live_tables(con, tables: dict[str, pd.DataFrame]) -> None:
+    """Rewrite the published live tables whole, in the caller's transaction (publishing)."""
+    for export in LIVE_TABLES:
+        if export not in tables:
+            continue
+        con.execute(f"delete from exports.{export}")
+        con.register("incoming", tables[export])
+        con.execute(f"insert into exports.{export} select * from incoming")
+        con.unregister("incoming")
 
 def _replace_registry_tables(con, perf: pd.DataFrame, registry_rows: pd.DataFrame) -> None:
     """Rebuild the registry-derived tables whole (they are small), in the caller's transaction."""

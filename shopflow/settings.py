@@ -11,6 +11,7 @@ Everything else receives a :class:`Settings` instance. All state lives under
       exports -> .snapshots/<n>/                        exports is a symlink (shopflow.snapshots)
       models/                                           model registry (artifacts + registry.duckdb)
       quality/                                          validation results and Data Docs
+      reports/<YYYY-MM-DD>/index.html                   the night's static HTML report
       airflow/                                          AIRFLOW_HOME (SQLite metadata db, logs)
       airflow/services/                                 pid file + log per Airflow service
       postgres/, redis/                                 Celery deployment: metadata DB, broker
@@ -72,6 +73,13 @@ class Settings:
     ui_base_url: str | None = None
     # recipients of failure e-mails (SMTP connection `shopflow_smtp`); empty: no e-mail
     alert_emails: tuple[str, ...] = ()
+    # live accuracy (shopflow.jobs.feedback): a recommendation list published at D is scored on
+    # purchases in (D, D + live_window_days]; the serving champion is rolled back when it is
+    # worse than the best baseline by more than live_margin (relative) in live_evaluations
+    # evaluations in a row
+    live_window_days: int = 28
+    live_margin: float = 0.1
+    live_evaluations: int = 3
     known_currencies: tuple[str, ...] = field(
         default=("EUR", "GBP", "USD", "CHF", "SEK", "DKK", "NOK", "PLN", "CZK", "JPY", "AUD", "CAD")
     )
@@ -104,6 +112,10 @@ class Settings:
     @property
     def registry_path(self) -> Path:
         return self.models_dir / "registry.duckdb"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home / "reports"
 
     @property
     def quality_dir(self) -> Path:
@@ -189,6 +201,7 @@ class Settings:
             "SHOPFLOW_DUCKDB_MEMORY_LIMIT": self.duckdb_memory_limit,
             "SHOPFLOW_DUCKDB_THREADS": str(self.duckdb_threads),
             "SHOPFLOW_TMP_DIR": str(self.tmp_dir),
+            "SHOPFLOW_LIVE_WINDOW_DAYS": str(self.live_window_days),
         }
 
 
@@ -210,6 +223,9 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         home_queue=env.get("SHOPFLOW_HOME_QUEUE") or "shopflow_home",
         run_timeout_minutes=_env_int(env, "SHOPFLOW_RUN_TIMEOUT_MINUTES", 180),
         ui_base_url=(env.get("SHOPFLOW_UI_URL") or "").rstrip("/") or None,
+        live_window_days=_env_int(env, "SHOPFLOW_LIVE_WINDOW_DAYS", 28),
+        live_margin=float(env.get("SHOPFLOW_LIVE_MARGIN") or 0.1),
+        live_evaluations=_env_int(env, "SHOPFLOW_LIVE_EVALUATIONS", 3),
         alert_emails=tuple(
             a.strip() for a in (env.get("SHOPFLOW_ALERT_EMAILS") or "").split(",") if a.strip()
         ),

@@ -161,6 +161,27 @@ def publish(settings: Settings, run_date: dt.date) -> dict:
     return publish_checked(settings, run_date)
 
 
+def record_baselines(settings: Settings, run_date: dt.date) -> dict:
+    """The baselines' forecasts and lists for the date, for live accuracy (jobs.feedback)."""
+    from shopflow.jobs.feedback import record_baselines as record
+
+    return record(settings, run_date)
+
+
+def check_live_accuracy(settings: Settings, run_date: dt.date) -> dict:
+    """Roll back a champion that kept losing to the best baseline on live outcomes."""
+    from shopflow.jobs.feedback import check_live_accuracy as check
+
+    return check(settings, run_date)
+
+
+def write_report(settings: Settings, run_date: dt.date) -> dict:
+    """The night's static HTML report, $SHOPFLOW_HOME/reports/<date>/index.html."""
+    from shopflow.report import write_report as write
+
+    return write(settings, run_date)
+
+
 def check_published(settings: Settings, run_date: dt.date) -> dict:
     """Post-publish checks of newly promoted champions; roll back and republish on failure.
 
@@ -222,7 +243,10 @@ NIGHTLY_STEPS: dict[str, Callable[[Settings, dt.date], dict]] = {
     "score_recommendations": score_recommendations,
     "validate_predictions": validate_predictions,
     "publish_exports": publish,
+    "record_baselines": record_baselines,
+    "check_live_accuracy": check_live_accuracy,
     "check_published": check_published,
+    "write_report": write_report,
 }
 
 # keyed by step name; the retrain DAG's build_training_features task runs

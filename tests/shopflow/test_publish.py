@@ -154,6 +154,18 @@ CONTRACT = {
         "code_version VARCHAR null",
         ["model_name", "version"],
     ),
+    "forecast_accuracy": (
+        "run_date DATE, model_name VARCHAR, model_version VARCHAR null, horizon_bucket VARCHAR, "
+        "volume_tier VARCHAR, metric VARCHAR, value DOUBLE null, products BIGINT, "
+        "actual_units DOUBLE, evaluated_through DATE",
+        ["run_date", "model_name", "horizon_bucket", "volume_tier", "metric"],
+    ),
+    "recommendation_outcomes": (
+        "run_date DATE, model_name VARCHAR, model_version VARCHAR null, reason VARCHAR, "
+        "metric VARCHAR, value DOUBLE null, customers BIGINT, hits BIGINT, "
+        "evaluated_through DATE",
+        ["run_date", "model_name", "reason", "metric"],
+    ),
 }
 
 
