@@ -338,7 +338,6 @@ def publish(settings: Settings, run_date: dt.date, *, check: SnapshotCheck | Non
     return summary
 
 
-
 def live_frames(settings: Settings) -> dict[str, pd.DataFrame]:
     """The live tables as published (``exports.forecast_accuracy`` and
     ``exports.recommendation_outcomes``); empty frames before the first evaluation."""
@@ -369,6 +368,7 @@ def replace_live_tables(con, tables: dict[str, pd.DataFrame]) -> None:
         con.register("incoming", tables[export])
         con.execute(f"insert into exports.{export} select * from incoming")
         con.unregister("incoming")
+
 
 def _replace_registry_tables(con, perf: pd.DataFrame, registry_rows: pd.DataFrame) -> None:
     """Rebuild the registry-derived tables whole (they are small), in the caller's transaction."""
