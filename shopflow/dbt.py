@@ -93,7 +93,7 @@ def run_dbt(
         "--log-path",
         str(log_dir),
         "--vars",
-        json.dumps({"run_date": run_date.isoformat(), **(extra_vars or {})}),
+        json.dumps({"run_date": run_date.isoformat(), **settings.dbt_vars(), **(extra_vars or {})}),
     ]
     if full_refresh:
         command.append("--full-refresh")

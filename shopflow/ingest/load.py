@@ -180,7 +180,7 @@ def ingest_landing(settings: Settings, run_date: dt.date) -> IngestResult:
             passing = passing and not outcome.blocked
             loaded.append((entity, changed, outcome))
         build_data_docs(settings)
-        raise_if_blocked(result.reports)
+        raise_if_blocked(result.reports, settings.home)
         for report in result.reports:
             for warning in report.warnings:
                 log.warning("%s: %s", report.batch, warning.message())
@@ -217,6 +217,7 @@ def _validate_entity_in_groups(
     staged_columns = [*CONTRACT[entity], *STAGED_LINEAGE_COLUMNS]
     extra_columns: dict[str, list[str]] = {}
     history = volume_history(con, entity)
+    history_load = _history_load(history, settings)
     row_reports: list[QualityReport] = []
     partition_reports: list[QualityReport] = []
     rows = {p.partition_date: 0 for p in partitions}
@@ -228,7 +229,9 @@ def _validate_entity_in_groups(
             frame, entity, group, settings, run_name, name_partitions=len(partitions) > 1
         )
         bad = set().union(*(r.quarantined_indexes() for r in reports))
-        summary = partition_summary(con, entity, frame, bad, group, extra_columns, history)
+        summary = partition_summary(
+            con, entity, frame, bad, group, extra_columns, history, history_load=history_load
+        )
         checks = validate_partitions(summary, entity, settings, run_name)
         log_partitions(summary)
         row_reports.extend(reports)
@@ -248,6 +251,19 @@ def _validate_entity_in_groups(
         _release_freed_memory()
     # Row-level reports first, then the partition checks, as for a batch read at once.
     return _EntityOutcome(row_reports + partition_reports, rows, quarantined, blocked)
+
+
+def _history_load(history: dict[dt.date, int], settings: Settings):
+    """Which partitions are history being loaded, whose volume only warns: every partition
+    of a first load (nothing of the entity loaded yet), and those dated before the last
+    loaded partition (a backfill or restatement of the past). None when the configuration
+    says volume blocks history too (``quality.history_volume_severity = "blocking"``)."""
+    if settings.history_volume_severity == "blocking":
+        return None
+    if not history:
+        return lambda day: True
+    last_loaded = max(history)
+    return lambda day: day < last_loaded
 
 
 def _release_freed_memory() -> None:

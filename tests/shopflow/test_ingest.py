@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import shutil
@@ -279,7 +280,9 @@ VOLUME_SPEC = ShopSpec(customers=400, products=30, days=16, start=dt.date(2025, 
 
 def _volume_gate(settings, max_rows: int, monkeypatch) -> tuple[list, list]:
     """Ingest VOLUME_SPEC with a 15x spike on day 12 in groups of ``max_rows``: the blocked
-    reports (batch, messages) and the order lines' groups (first and last date)."""
+    reports (batch, messages) and the order lines' groups (first and last date). A first load
+    only warns on volume unless configured to block (as here)."""
+    settings = dataclasses.replace(settings, history_volume_severity="blocking")
     generate_shop(VOLUME_SPEC, settings.landing_dir)
     day = VOLUME_SPEC.start + dt.timedelta(days=11)
     lines = _lines(settings, day)
@@ -309,11 +312,39 @@ def test_volume_checks_across_group_boundaries_match_one_group(settings, tmp_pat
         (
             f"landing/order_lines/{spike_day} (landing/order_lines/{spike_day}/part-0.parquet)",
             [
-                "no sudden volume spike: a partition has less than 10x the trailing 28-day "
-                "average of rows (shown as rows / average): 1 partition breaks it (e.g. 16.79)"
+                "no sudden volume spike: a partition has less than 10x its usual rows (shown "
+                "as rows / usual rows): 1 partition breaks it "
+                f"(e.g. (partition_date='{spike_day}', volume_ratio=16.79))"
             ],
         )
     ]
+
+
+def test_a_first_load_of_history_warns_on_volume_and_a_later_night_blocks(settings):
+    generate_shop(VOLUME_SPEC, settings.landing_dir)
+    quiet = VOLUME_SPEC.start + dt.timedelta(days=11)
+    lines = _lines(settings, quiet)
+    write_partition(lines.head(2), settings.landing_dir, "order_lines", quiet)  # a closure
+    history_end = VOLUME_SPEC.start + dt.timedelta(days=13)
+
+    first = ingest_landing(settings, history_end)  # the history loads, with a warning
+
+    warnings = [w.message() for r in first.reports for w in r.warnings]
+    assert any(
+        m.startswith("history, not blocked: a partition of a first load or backfill has more")
+        and f"partition_date='{quiet}'" in m
+        for m in warnings
+    )
+    night = history_end + dt.timedelta(days=1)
+    lines = _lines(settings, night)
+    write_partition(lines.head(2), settings.landing_dir, "order_lines", night)
+    with pytest.raises(QualityGateError) as blocked:
+        ingest_landing(settings, night)  # a night after the history: the drop blocks
+    assert (
+        str(blocked.value)
+        .splitlines()[1]
+        .startswith("Cause: no sudden volume drop: a partition has more than 10% of its usual rows")
+    )
 
 
 def test_unchanged_partitions_are_recognised_without_reading_them(settings, monkeypatch):
