@@ -51,6 +51,9 @@ KEY_COLUMNS = {
     "products": ("product_id",),
     "customers": ("customer_id",),
 }
+# Set by ingest on order lines whose (order_id, line_number) another partition already holds
+# (shopflow.ingest.load.mark_lines_loaded_elsewhere): that partition's date, else null.
+OTHER_PARTITION_COLUMN = "_other_partition_date"
 # Blocked partitions are validated once more each (so the report names their files) only
 # up to this many; more are reported once, examples naming their dates.
 NAME_PARTITIONS_MAX = 5
@@ -73,6 +76,9 @@ def prepare_for_validation(frame: pd.DataFrame, entity: str, timezone: str = "UT
         out["ordered_date"] = ordered_at.dt.strftime("%Y-%m-%d")
         days = {day: day.isoformat() for day in frame["_partition_date"].unique()}
         out["partition_date"] = frame["_partition_date"].map(days.__getitem__)
+        # the date of another partition already holding the line (set by ingest), else null
+        other = frame.get(OTHER_PARTITION_COLUMN)
+        out["loaded_under_date"] = None if other is None else other
     keys = list(KEY_COLUMNS[entity])
     complete = frame[keys].notna().all(axis=1)
     occurrence = frame[complete].groupby(["_partition_date", *keys], sort=False).cumcount() + 1

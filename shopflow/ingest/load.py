@@ -223,8 +223,12 @@ def _validate_entity_in_groups(
     rows = {p.partition_date: 0 for p in partitions}
     quarantined = 0
     blocked = False
+    if entity == "order_lines":
+        _create_batch_keys(con, [p.partition_date for p in partitions])
     for group in partition_groups(partitions):
         frame = read_partitions(group, entity, settings, extra_columns)
+        if entity == "order_lines":
+            mark_lines_loaded_elsewhere(con, frame)
         reports = validate_entity(
             frame, entity, group, settings, run_name, name_partitions=len(partitions) > 1
         )
@@ -264,6 +268,66 @@ def _history_load(history: dict[dt.date, int], settings: Settings):
         return lambda day: True
     last_loaded = max(history)
     return lambda day: day < last_loaded
+
+
+_BATCH_KEYS = "batch_order_line_keys"
+
+
+def _create_batch_keys(con, replaced_days: list[dt.date]) -> None:
+    """TEMP tables for :func:`mark_lines_loaded_elsewhere`: the dates this batch replaces
+    (their raw rows do not count as loaded) and the keys of its groups read so far."""
+    con.execute("create or replace temp table batch_replaced_days (partition_date date)")
+    con.executemany("insert into batch_replaced_days values (?)", [[d] for d in replaced_days])
+    con.execute(
+        f"create or replace temp table {_BATCH_KEYS} "
+        "(order_id varchar, line_number integer, partition_date date)"
+    )
+
+
+def mark_lines_loaded_elsewhere(con, frame: pd.DataFrame) -> None:
+    """Set ``_other_partition_date`` on each order line whose (order_id, line_number) is
+    already loaded under another date (raw, outside the partitions being replaced), or is in
+    an earlier partition of this batch: the first copy loaded wins, and the suite quarantines
+    the others (rule ``line_under_another_date``), naming file and line. Orders re-sent under
+    a new date are caught here, at the gate, instead of by a dbt test after the load."""
+    from shopflow.ingest.gate import OTHER_PARTITION_COLUMN
+
+    keys = frame[["order_id", "line_number", "_partition_date"]].assign(_position=range(len(frame)))
+    con.register("group_keys", keys)
+    try:
+        other = con.execute(
+            f"""
+            with g as (
+                select _position as position, order_id, line_number, _partition_date as day
+                from group_keys
+            ),
+            loaded as (
+                select order_id, line_number, _partition_date as day from {RAW_SCHEMA}.order_lines
+                where _partition_date not in (select partition_date from batch_replaced_days)
+            ),
+            found as (
+                select g.position, l.day as other from g
+                join loaded l using (order_id, line_number) where l.day <> g.day
+                union all
+                select g.position, b.partition_date from g
+                join {_BATCH_KEYS} b using (order_id, line_number) where b.partition_date < g.day
+                union all
+                select g.position, e.day from g
+                join g e using (order_id, line_number) where e.day < g.day
+            )
+            select position, strftime(min(other), '%Y-%m-%d') from found group by position
+            """
+        ).fetchall()
+        con.execute(
+            f"insert into {_BATCH_KEYS} select distinct order_id, line_number, _partition_date "
+            "from group_keys where order_id is not null and line_number is not null"
+        )
+    finally:
+        con.unregister("group_keys")
+    column = [None] * len(frame)
+    for position, day in other:
+        column[position] = day
+    frame[OTHER_PARTITION_COLUMN] = column
 
 
 def _release_freed_memory() -> None:

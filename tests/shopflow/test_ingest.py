@@ -7,6 +7,7 @@ import shutil
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from shopflow import landing
@@ -182,6 +183,89 @@ def test_csv_with_a_bad_number_names_line_and_value(settings):
     with pytest.raises(LandingFormatError) as failure:
         ingest_landing(settings, day)
     assert "column quantity must be INTEGER; bad values at line 3: 'three'" in str(failure.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "line"), [("2.5", 3), ("3000000000", 3)], ids=["fraction", "overflow"]
+)
+def test_a_number_that_would_change_on_the_way_in_names_line_and_value(settings, value, line):
+    generate_shop(SPEC, settings.landing_dir)
+    day = SPEC.start
+    folder = settings.landing_dir / "order_lines" / day.isoformat()
+    frame = _lines(settings, day).astype({"quantity": "object"})
+    frame.loc[1, "quantity"] = value
+    (folder / "part-0.parquet").unlink()
+    frame.to_csv(folder / "orders.csv", index=False)
+    with pytest.raises(LandingFormatError) as failure:
+        ingest_landing(settings, day)
+    assert str(failure.value) == (
+        f"landing/order_lines/{day}/orders.csv: column quantity must be INTEGER; bad values at "
+        f"line {line}: '{value}' (whole numbers only: a fraction or a number out of range is "
+        "not rounded)"
+    )
+
+
+@pytest.mark.parametrize("compression", ["gzip", "zstd"])
+def test_compressed_csv_loads_like_plain_csv(settings, compression):
+    generate_shop(SPEC, settings.landing_dir)
+    day = SPEC.start
+    folder = settings.landing_dir / "order_lines" / day.isoformat()
+    frame = _lines(settings, day)
+    (folder / "part-0.parquet").unlink()
+    suffix = {"gzip": "gz", "zstd": "zst"}[compression]
+    with pa.CompressedOutputStream(str(folder / f"orders.csv.{suffix}"), compression) as out:
+        out.write(frame.to_csv(index=False).encode())
+
+    result = ingest_landing(settings, day)
+
+    assert result.rows["order_lines"] == len(frame)
+    assert _raw_counts(settings)["rows"] == {day: len(frame)}
+
+
+def _quarantined(settings) -> list[tuple]:
+    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+    try:
+        return con.execute(
+            "select partition_date, source_file, source_line, rule from quality.quarantine "
+            "order by all"
+        ).fetchall()
+    finally:
+        con.close()
+
+
+def test_lines_already_loaded_under_another_date_are_named_by_file_and_line(settings):
+    generate_shop(SPEC, settings.landing_dir)
+    first, second = SPEC.start, SPEC.start + dt.timedelta(days=1)
+    ingest_landing(settings, first)
+    # a line of the first day sent again with the second day's lines, its timestamp moved
+    again = _lines(settings, first).head(1)
+    later = _lines(settings, second)
+    again = again.assign(ordered_at=later["ordered_at"].iloc[0])
+    write_partition(pd.concat([later, again]), settings.landing_dir, "order_lines", second)
+
+    ingest_landing(settings, second)
+
+    file = f"landing/order_lines/{second}/part-0.parquet"
+    assert _quarantined(settings) == [(second, file, len(later) + 1, "line_under_another_date")]
+
+
+def test_a_day_sent_again_under_a_new_date_is_blocked_with_that_cause_first(settings):
+    generate_shop(SPEC, settings.landing_dir)
+    first, second = SPEC.start, SPEC.start + dt.timedelta(days=1)
+    ingest_landing(settings, first)
+    resent = _lines(settings, first)
+    resent = resent.assign(ordered_at=resent["ordered_at"] + pd.Timedelta(days=1))
+    write_partition(resent, settings.landing_dir, "order_lines", second)
+
+    with pytest.raises(QualityGateError) as blocked:
+        ingest_landing(settings, second)
+
+    assert str(blocked.value).splitlines()[1] == (
+        "Cause: an order line (order_id, line_number) is loaded under one date only: a line "
+        "already loaded, or in an earlier partition of the batch, is not loaded again under "
+        "another date (shown as the date it is under) (rule line_under_another_date): "
+        f"{len(resent)} of {len(resent)} rows (100.0 %) in 1 partition, e.g. '{first}'"
+    )
 
 
 def test_no_partition_at_all_is_a_clear_error(settings):
