@@ -181,3 +181,27 @@ def test_published_tables_have_the_output_contract(settings):
     }
     assert published == {table: spec for table, (spec, _) in CONTRACT.items()}
     assert dict(keys) == {table: key for table, (_, key) in CONTRACT.items()}
+
+
+def test_every_published_table_and_column_explains_itself(settings):
+    _predict(settings, DAY)
+    publish.publish(settings, DAY)
+
+    tables = dict(
+        _published(
+            settings,
+            "select table_name, comment from duckdb_tables() where schema_name = 'exports'",
+        )
+    )
+    columns = _published(
+        settings,
+        "select table_name, column_name, comment from duckdb_columns() "
+        "where schema_name = 'exports'",
+    )
+    docs = publish.export_descriptions(settings)
+
+    assert set(tables) == set(publish.EXPORT_SCHEMAS)
+    assert all(tables[t] == docs[t]["description"] and tables[t] for t in tables)
+    assert [(t, c) for t, c, comment in columns if not comment] == []
+    score = next(comment for t, c, comment in columns if (t, c) == ("recommendations", "score"))
+    assert score.startswith("How strongly the model ranks the product for this customer")
