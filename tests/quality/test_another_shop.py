@@ -57,7 +57,7 @@ def test_a_currency_the_configuration_does_not_accept_is_the_cause_named_first(
 ):
     home = tmp_path / "home"
     shutil.copytree(marketplace.home, home)
-    (home / "shopflow.toml").write_text('[shop]\ncurrencies = ["EUR", "GBP"]\n')
+    (home / "shopflow.toml").write_text(CONFIG.replace('["BRL"]', '["EUR", "GBP"]'))
     settings = make_settings(home)
 
     with pytest.raises(QualityGateError) as blocked:
