@@ -203,6 +203,23 @@ OPTIONS: tuple[Option, ...] = (
         "dates before the last loaded one: warning (default) or blocking",
     ),
     Option(
+        "implausible_line_factor",
+        "quality.implausible_line_factor",
+        "SHOPFLOW_IMPLAUSIBLE_LINE_FACTOR",
+        100.0,
+        _as_float,
+        "a line of more units than this many times the largest line its product (a new "
+        "product: the shop) ever had is implausible",
+    ),
+    Option(
+        "implausible_line_severity",
+        "quality.implausible_line_severity",
+        "SHOPFLOW_IMPLAUSIBLE_LINE_SEVERITY",
+        "warning",
+        _as_choice("warning", "quarantine"),
+        "what an implausible line does: warning (loaded, reported) or quarantine (set aside)",
+    ),
+    Option(
         "max_line_quantity",
         "quality.max_line_quantity",
         "SHOPFLOW_MAX_LINE_QUANTITY",

@@ -68,6 +68,9 @@ class Settings:
     # volume rules on a first load of history or a backfill of earlier dates
     history_volume_severity: str = "warning"
     max_line_quantity: int = 10000
+    # a line beyond this multiple of its product's (else the shop's) largest line so far
+    implausible_line_factor: float = 100.0
+    implausible_line_severity: str = "warning"  # or "quarantine"
     # where each configured value came from (field -> "default", the file and key, "env X")
     config_sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 

@@ -54,6 +54,9 @@ KEY_COLUMNS = {
 # Set by ingest on order lines whose (order_id, line_number) another partition already holds
 # (shopflow.ingest.load.mark_lines_loaded_elsewhere): that partition's date, else null.
 OTHER_PARTITION_COLUMN = "_other_partition_date"
+# Set by ingest: |quantity| over the largest |quantity| of the product's (else the shop's) lines
+# already loaded (shopflow.ingest.load.compare_with_history); null when nothing is loaded.
+QUANTITY_VS_HISTORY_COLUMN = "_quantity_vs_history"
 # Blocked partitions are validated once more each (so the report names their files) only
 # up to this many; more are reported once, examples naming their dates.
 NAME_PARTITIONS_MAX = 5
@@ -79,6 +82,9 @@ def prepare_for_validation(frame: pd.DataFrame, entity: str, timezone: str = "UT
         # the date of another partition already holding the line (set by ingest), else null
         other = frame.get(OTHER_PARTITION_COLUMN)
         out["loaded_under_date"] = None if other is None else other
+        # units over the largest line loaded before for the product (else the shop), by ingest
+        ratio = frame.get(QUANTITY_VS_HISTORY_COLUMN)
+        out["quantity_vs_history"] = float("nan") if ratio is None else ratio
     keys = list(KEY_COLUMNS[entity])
     complete = frame[keys].notna().all(axis=1)
     occurrence = frame[complete].groupby(["_partition_date", *keys], sort=False).cumcount() + 1

@@ -229,6 +229,7 @@ def _validate_entity_in_groups(
         frame = read_partitions(group, entity, settings, extra_columns)
         if entity == "order_lines":
             mark_lines_loaded_elsewhere(con, frame)
+            compare_with_history(con, frame)
         reports = validate_entity(
             frame, entity, group, settings, run_name, name_partitions=len(partitions) > 1
         )
@@ -328,6 +329,31 @@ def mark_lines_loaded_elsewhere(con, frame: pd.DataFrame) -> None:
     for position, day in other:
         column[position] = day
     frame[OTHER_PARTITION_COLUMN] = column
+
+
+def compare_with_history(con, frame: pd.DataFrame) -> None:
+    """Set ``_quantity_vs_history`` on each order line: its units over the largest line its
+    product had among the lines already loaded (outside the partitions being replaced), or
+    the shop's largest for a product never loaded; null when nothing is loaded yet. The suite
+    warns about (or quarantines, setting quality.implausible_line_severity) a line far beyond
+    anything the shop sold, instead of publishing it without a word."""
+    from shopflow.ingest.gate import QUANTITY_VS_HISTORY_COLUMN
+
+    largest = con.execute(
+        f"""
+        select product_id, max(abs(quantity)) from {RAW_SCHEMA}.order_lines
+        where _partition_date not in (select partition_date from batch_replaced_days)
+        group by product_id
+        """
+    ).fetchall()
+    if not largest:
+        frame[QUANTITY_VS_HISTORY_COLUMN] = float("nan")
+        return
+    by_product = dict(largest)
+    shop = max(value for _, value in largest) or 1
+    reference = frame["product_id"].map(by_product).fillna(shop).clip(lower=1)
+    ratio = frame["quantity"].astype("Float64").abs() / reference
+    frame[QUANTITY_VS_HISTORY_COLUMN] = ratio.to_numpy("float64", na_value=float("nan"))
 
 
 def _release_freed_memory() -> None:

@@ -17,7 +17,8 @@ Each file is a GX 1.x ExpectationSuite (``name``, ``expectations`` with ``type``
   examples in messages then name the row: ``(product_id='P7', days_present=40)``.
 * Values the shop configures (shopflow.config) are not written into a suite: a kwarg
   ``{"$setting": "known_currencies"}`` takes the setting's value, a ``{"$setting": "x",
-  "scale": -1}`` its value times -1, and a description names one as ``{max_line_quantity:,}``
+  "scale": -1}`` its value times -1, ``meta.severity`` may be a ``{"$setting": ...}`` too,
+  and a description names one as ``{max_line_quantity:,}``
   (Python format syntax), so the rule's words always state the threshold in force.
 """
 
@@ -51,9 +52,9 @@ def load_suite_specs(settings: Settings) -> dict[str, dict]:
     """
     specs = {}
     for path in sorted(suites_dir(settings).glob("*.json")):
-        spec = json.loads(path.read_text())
+        spec = apply_settings(json.loads(path.read_text()), settings)
         check_spec(spec, path)
-        specs[spec["name"]] = apply_settings(spec, settings)
+        specs[spec["name"]] = spec
     return specs
 
 
@@ -63,9 +64,9 @@ def load_suite_spec(settings: Settings, suite_name: str) -> dict:
     if not path.is_file():
         known = ", ".join(sorted(p.stem for p in suites_dir(settings).glob("*.json"))) or "none"
         raise KeyError(f"no quality suite {suite_name!r} in {path.parent} (known: {known})")
-    spec = json.loads(path.read_text())
+    spec = apply_settings(json.loads(path.read_text()), settings)
     check_spec(spec, path)
-    return apply_settings(spec, settings)
+    return spec
 
 
 def _setting_value(reference: dict, settings: Settings):
@@ -93,10 +94,15 @@ def apply_settings(spec: dict, settings: Settings) -> dict:
         return text.format(**{name: getattr(settings, name) for name in _names(text)})
 
     expectations = []
-    for entry in spec["expectations"]:
+    entries = spec.get("expectations")
+    if not isinstance(entries, list):
+        return spec  # check_spec names what is wrong
+    for entry in entries:
         meta = dict(entry.get("meta") or {})
         if "description" in meta:
             meta["description"] = describe(meta["description"])
+        if isinstance(meta.get("severity"), dict):  # a severity the shop configures
+            meta["severity"] = _setting_value(meta["severity"], settings)
         kwargs = {key: resolve(value) for key, value in (entry.get("kwargs") or {}).items()}
         expectations.append({**entry, "kwargs": kwargs, "meta": meta})
     return {**spec, "expectations": expectations}

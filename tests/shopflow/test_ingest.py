@@ -268,6 +268,28 @@ def test_a_day_sent_again_under_a_new_date_is_blocked_with_that_cause_first(sett
     )
 
 
+@pytest.mark.parametrize("severity", ["warning", "quarantine"])
+def test_a_line_far_beyond_anything_the_shop_sold_is_reported_per_config(settings, severity):
+    settings = dataclasses.replace(settings, implausible_line_severity=severity)
+    generate_shop(SPEC, settings.landing_dir)
+    first, second = SPEC.start, SPEC.start + dt.timedelta(days=1)
+    ingest_landing(settings, first)
+    lines = _lines(settings, second)
+    lines.loc[0, "quantity"] = 1_000_000_000
+    write_partition(lines, settings.landing_dir, "order_lines", second)
+
+    result = ingest_landing(settings, second)
+
+    file = f"landing/order_lines/{second}/part-0.parquet"
+    rule = "a line stays within 100x the largest line its product (a new product: the shop) had"
+    if severity == "warning":
+        warned = [w.message() for r in result.reports for w in r.warnings]
+        assert any(m.startswith(rule) and "1 row breaks it (e.g. " in m for m in warned)
+        assert _quarantined(settings) == []
+    else:
+        assert _quarantined(settings) == [(second, file, 1, "implausible_quantity")]
+
+
 def test_no_partition_at_all_is_a_clear_error(settings):
     with pytest.raises(LandingFormatError) as failure:
         ingest_landing(settings, dt.date(2025, 1, 1))
