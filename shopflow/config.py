@@ -208,8 +208,8 @@ OPTIONS: tuple[Option, ...] = (
         "SHOPFLOW_IMPLAUSIBLE_LINE_FACTOR",
         100.0,
         _as_float,
-        "a line of more units than this many times the largest line its product (a new "
-        "product: the shop) ever had is implausible",
+        "a line of more units than this many times the largest line its product had, and "
+        "more than the shop's largest line, is implausible",
     ),
     Option(
         "implausible_line_severity",

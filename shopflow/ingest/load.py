@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from shopflow.ingest.gate import (
+    VOLUME_MIN_HISTORY,
     log_partitions,
     partition_summary,
     quarantine_frame,
@@ -229,7 +230,7 @@ def _validate_entity_in_groups(
         frame = read_partitions(group, entity, settings, extra_columns)
         if entity == "order_lines":
             mark_lines_loaded_elsewhere(con, frame)
-            compare_with_history(con, frame)
+            compare_with_history(con, frame, settings)
         reports = validate_entity(
             frame, entity, group, settings, run_name, name_partitions=len(partitions) > 1
         )
@@ -331,27 +332,33 @@ def mark_lines_loaded_elsewhere(con, frame: pd.DataFrame) -> None:
     frame[OTHER_PARTITION_COLUMN] = column
 
 
-def compare_with_history(con, frame: pd.DataFrame) -> None:
+def compare_with_history(con, frame: pd.DataFrame, settings: Settings) -> None:
     """Set ``_quantity_vs_history`` on each order line: its units over the largest line its
-    product had among the lines already loaded (outside the partitions being replaced), or
-    the shop's largest for a product never loaded; null when nothing is loaded yet. The suite
+    product had among the lines already loaded (outside the partitions being replaced), that
+    reference raised to the shop's largest line / implausible_line_factor, so the ratio is
+    above the factor only beyond both; null with fewer than VOLUME_MIN_HISTORY days loaded
+    (a first load: too little history to judge by). The suite
     warns about (or quarantines, setting quality.implausible_line_severity) a line far beyond
     anything the shop sold, instead of publishing it without a word."""
     from shopflow.ingest.gate import QUANTITY_VS_HISTORY_COLUMN
 
-    largest = con.execute(
-        f"""
-        select product_id, max(abs(quantity)) from {RAW_SCHEMA}.order_lines
+    loaded = f"""
+        select * from {RAW_SCHEMA}.order_lines
         where _partition_date not in (select partition_date from batch_replaced_days)
-        group by product_id
-        """
+    """
+    days = con.execute(f"select count(distinct _partition_date) from ({loaded})").fetchone()[0]
+    largest = con.execute(
+        f"select product_id, max(abs(quantity)) from ({loaded}) group by product_id"
     ).fetchall()
-    if not largest:
+    if not largest or days < VOLUME_MIN_HISTORY:  # too little history to judge by
         frame[QUANTITY_VS_HISTORY_COLUMN] = float("nan")
         return
+    # A wholesaler's first large order of a slow product is normal: a line is implausible only
+    # beyond the factor times its product's largest line AND beyond the shop's largest line.
+    factor = settings.implausible_line_factor
     by_product = dict(largest)
     shop = max(value for _, value in largest) or 1
-    reference = frame["product_id"].map(by_product).fillna(shop).clip(lower=1)
+    reference = frame["product_id"].map(by_product).fillna(0).clip(lower=shop / factor)
     ratio = frame["quantity"].astype("Float64").abs() / reference
     frame[QUANTITY_VS_HISTORY_COLUMN] = ratio.to_numpy("float64", na_value=float("nan"))
 
