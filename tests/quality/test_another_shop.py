@@ -76,7 +76,7 @@ def test_with_a_configuration_file_it_loads_and_publishes(marketplace):
 
     results = {name: step(settings, SPEC.end) for name, step in NIGHTLY_STEPS.items()}
 
-    assert results["ingest_landing"]["rows_quarantined"] == {"order_lines": 0}
+    assert set(results["ingest_landing"]["rows_quarantined"].values()) == {0}
     con = duckdb.connect(str(settings.published_db_path), read_only=True)
     try:
         recommended = con.execute(
