@@ -187,9 +187,9 @@ def test_a_clean_frame_passes_every_rule(settings):
     assert report.success is True
     assert report.blocked is False
     assert (report.blocking_failures, report.warnings, report.quarantined) == ([], [], [])
-    assert report.evaluated == 15
+    assert report.evaluated == 17  # with line_under_another_date and implausible_quantity
     assert report.summary().splitlines()[0] == (
-        f"Quality check of {BATCH} against suite landing_order_lines: all 15 rules hold"
+        f"Quality check of {BATCH} against suite landing_order_lines: all 17 rules hold"
     )
 
 
