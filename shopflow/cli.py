@@ -3,6 +3,7 @@
 shopflow generate [--customers N] [--products N] [--days N] [--start DATE] [--seed S]
                   [--regime-change DATE]
 shopflow load --source online-retail-ii PATH
+shopflow config show                      # the shop's configuration: each value and its source
 shopflow up | down | status               # the local Airflow services (UI, scheduler, ...)
 shopflow run --date YYYY-MM-DD            # shopflow_nightly through the scheduler
 shopflow backfill --start D1 --end D2 [--dag DAG]  # Airflow's backfill, oldest date first
@@ -90,6 +91,13 @@ def cmd_load(args: argparse.Namespace, settings: Settings) -> int:
     settings.ensure_dirs()
     result = load_source(args.source, Path(args.path), settings.landing_dir)
     print(json.dumps(result.__dict__, default=str, indent=2))
+    return 0
+
+
+def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
+    from shopflow.config import show
+
+    print(show(settings))
     return 0
 
 
@@ -435,6 +443,13 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("path")
     load.set_defaults(func=cmd_load)
 
+    config = sub.add_parser(
+        "config", help="the shop's configuration ($SHOPFLOW_HOME/shopflow.toml)"
+    )
+    config_sub = config.add_subparsers(dest="config_command", required=True)
+    config_sub.add_parser("show", help="every setting, its value and where it came from")
+    config.set_defaults(func=cmd_config)
+
     run = sub.add_parser("run", help="run shopflow_nightly for a business date via Airflow")
     run.add_argument("--date", type=_date, required=True)
     run.set_defaults(func=cmd_run)
@@ -541,8 +556,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    settings = load_settings()
     try:
+        settings = load_settings()  # a bad shopflow.toml is a ConfigError (a ValueError)
         return args.func(args, settings)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -93,7 +93,7 @@ def run_dbt(
         "--log-path",
         str(log_dir),
         "--vars",
-        json.dumps({"run_date": run_date.isoformat(), **(extra_vars or {})}),
+        json.dumps({"run_date": run_date.isoformat(), **settings.dbt_vars(), **(extra_vars or {})}),
     ]
     if full_refresh:
         command.append("--full-refresh")
@@ -321,4 +321,15 @@ def node_reports(settings: Settings, result: DbtResult) -> list[dict]:
             reports[parent]["failed_tests"].append(
                 f"{name}: {(item['message'] or item['status']).strip()[:300]}"
             )
+    # A skipped model's task names what failed upstream (the cause), and every task the
+    # build's log as a real path.
+    failed = [
+        f"{item['unique_id'].split('.')[2]}: {(item['message'] or item['status']).strip()[:200]}"
+        for item in result.results
+        if item["status"] in ("fail", "error", "runtime error")
+    ]
+    for report in reports.values():
+        report["log_path"] = str(settings.home / "dbt" / "logs" / "dbt.log")
+        if report["status"] == "skipped":
+            report["upstream_failures"] = failed[:5]
     return sorted(reports.values(), key=lambda r: r["model"])

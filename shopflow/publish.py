@@ -260,6 +260,7 @@ def stage_published_db(snapshot: Path, run_date: dt.date, tables: dict[str, pd.D
         con.execute("create schema if not exists exports")
         for table, schema in EXPORT_SCHEMAS.items():
             con.execute(f"create table if not exists exports.{table} ({schema.ddl()})")
+        comment_on_exports(con)
         con.execute("begin transaction")
         for table in EXPORT_TABLES:
             columns = list(tables[table].columns)
@@ -462,3 +463,41 @@ def publish_registry_tables(settings: Settings) -> None:
                 con.execute("checkpoint")
             finally:
                 con.close()
+
+
+def export_descriptions(settings: Settings | None = None) -> dict[str, dict]:
+    """Table -> {"description", "columns": {column: description}} of the exported tables,
+    from the dbt docs' YAML (source ``exports``): one text for dbt docs and COMMENT ON."""
+    import yaml
+
+    from shopflow.settings import PROJECT_ROOT
+
+    project = settings.dbt_project_dir if settings else PROJECT_ROOT / "dbt_project"
+    path = project / "models" / "exports" / "_exports__sources.yml"
+    (source,) = [s for s in yaml.safe_load(path.read_text())["sources"] if s["name"] == "exports"]
+    return {
+        table["name"]: {
+            "description": " ".join(str(table.get("description", "")).split()),
+            "columns": {
+                column["name"]: " ".join(str(column.get("description", "")).split())
+                for column in table.get("columns", [])
+            },
+        }
+        for table in source["tables"]
+    }
+
+
+def comment_on_exports(con, settings: Settings | None = None) -> None:
+    """COMMENT ON every exported table and column, so the published file explains itself
+    (``select comment from duckdb_columns()``)."""
+
+    def quoted(text: str) -> str:
+        return "'" + text.replace("'", "''") + "'"
+
+    for table, docs in export_descriptions(settings).items():
+        if table not in EXPORT_SCHEMAS:
+            continue
+        con.execute(f"comment on table exports.{table} is {quoted(docs['description'])}")
+        for column, text in docs["columns"].items():
+            if column in EXPORT_SCHEMAS[table].columns:
+                con.execute(f"comment on column exports.{table}.{column} is {quoted(text)}")

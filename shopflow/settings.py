@@ -23,6 +23,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shopflow.config import iso_currencies, resolve
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -80,9 +82,22 @@ class Settings:
     live_window_days: int = 28
     live_margin: float = 0.1
     live_evaluations: int = 3
-    known_currencies: tuple[str, ...] = field(
-        default=("EUR", "GBP", "USD", "CHF", "SEK", "DKK", "NOK", "PLN", "CZK", "JPY", "AUD", "CAD")
-    )
+    # -- the shop (shopflow.config: $SHOPFLOW_HOME/shopflow.toml, environment overrides) ------
+    # currencies a line may carry: every ISO 4217 code unless the configuration restricts it
+    known_currencies: tuple[str, ...] = field(default_factory=iso_currencies)
+    # IANA time zone of the business day: a line belongs to the local date of its ordered_at
+    timezone: str = "UTC"
+    max_quarantined_share: float = 0.05
+    volume_spike_ratio: float = 10.0
+    volume_drop_ratio: float = 0.1
+    # volume rules on a first load of history or a backfill of earlier dates
+    history_volume_severity: str = "warning"
+    max_line_quantity: int = 10000
+    # a line beyond this multiple of its product's (else the shop's) largest line so far
+    implausible_line_factor: float = 100.0
+    implausible_line_severity: str = "warning"  # or "quarantine"
+    # where each configured value came from (field -> "default", the file and key, "env X")
+    config_sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     # -- locations ---------------------------------------------------------------------------
     @property
@@ -204,17 +219,23 @@ class Settings:
             "SHOPFLOW_LIVE_WINDOW_DAYS": str(self.live_window_days),
         }
 
+    def dbt_vars(self) -> dict:
+        """The shop's configuration as dbt vars (accepted currencies, business-day time zone),
+        passed on every dbt invocation so dbt's tests read the same values as the gates."""
+        return {"currencies": list(self.known_currencies), "shop_timezone": self.timezone}
+
 
 def load_settings(env: dict[str, str] | None = None) -> Settings:
-    """Build settings from environment variables (``os.environ`` unless given)."""
+    """Build settings from the environment (``os.environ`` unless given) and the shop's
+    configuration file ``$SHOPFLOW_HOME/shopflow.toml`` (see :mod:`shopflow.config`; an
+    environment variable wins over the file)."""
     env = dict(os.environ if env is None else env)
     home = Path(env.get("SHOPFLOW_HOME") or PROJECT_ROOT / ".shopflow").expanduser().resolve()
+    configured = resolve(home, env)
     return Settings(
         home=home,
-        recommendations_k=_env_int(env, "SHOPFLOW_RECOMMENDATIONS_K", 10),
-        forecast_horizon_days=_env_int(env, "SHOPFLOW_FORECAST_HORIZON_DAYS", 28),
-        active_customer_days=_env_int(env, "SHOPFLOW_ACTIVE_CUSTOMER_DAYS", 90),
-        active_product_days=_env_int(env, "SHOPFLOW_ACTIVE_PRODUCT_DAYS", 90),
+        **configured.values,
+        config_sources=configured.sources,
         duckdb_memory_limit=env.get("SHOPFLOW_DUCKDB_MEMORY_LIMIT") or "4GB",
         duckdb_threads=_env_int(env, "SHOPFLOW_DUCKDB_THREADS", 2),
         airflow_port=_env_int(env, "SHOPFLOW_AIRFLOW_PORT", 8080),

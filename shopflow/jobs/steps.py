@@ -96,7 +96,9 @@ def check_dbt_model(report: dict) -> dict:
     """Fail (data error, not retried) when a model of the build or one of its tests failed."""
     problems = list(report["failed_tests"])
     if report["status"] == "skipped":
-        problems.insert(0, "skipped: an upstream model or test failed")
+        upstream = report.get("upstream_failures") or []
+        cause = f" ({'; '.join(upstream)})" if upstream else ""
+        problems.insert(0, f"skipped: an upstream model or test failed{cause}")
     elif report["status"] != "success":
         problems.insert(0, f"{report['status']}: {(report['message'] or '').strip()[:500]}")
     if problems:
@@ -106,7 +108,10 @@ def check_dbt_model(report: dict) -> dict:
 
         message = f"dbt model {report['model']} failed: " + "; ".join(problems)
         raise AirflowFailException(
-            with_guidance(message + ". Full log: $SHOPFLOW_HOME/dbt/logs/dbt.log", "DbtBuildError")
+            with_guidance(
+                f"{message}. Full log: {report.get('log_path', '$SHOPFLOW_HOME/dbt/logs/dbt.log')}",
+                "DbtBuildError",
+            )
         )
     return {"model": report["model"], "seconds": report["seconds"], "tests": report["tests"]}
 

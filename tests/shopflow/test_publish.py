@@ -232,3 +232,27 @@ def test_dates_started_or_scored_but_never_published_are_listed(settings):
     assert publish.unpublished_dates(settings) == [DAY, scored, started]
     publish.publish(settings, DAY)
     assert publish.unpublished_dates(settings) == [scored, started]
+
+
+def test_every_published_table_and_column_explains_itself(settings):
+    _predict(settings, DAY)
+    publish.publish(settings, DAY)
+
+    tables = dict(
+        _published(
+            settings,
+            "select table_name, comment from duckdb_tables() where schema_name = 'exports'",
+        )
+    )
+    columns = _published(
+        settings,
+        "select table_name, column_name, comment from duckdb_columns() "
+        "where schema_name = 'exports'",
+    )
+    docs = publish.export_descriptions(settings)
+
+    assert set(tables) == set(publish.EXPORT_SCHEMAS)
+    assert all(tables[t] == docs[t]["description"] and tables[t] for t in tables)
+    assert [(t, c) for t, c, comment in columns if not comment] == []
+    score = next(comment for t, c, comment in columns if (t, c) == ("recommendations", "score"))
+    assert score.startswith("How strongly the model ranks the product for this customer")
