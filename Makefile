@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256s
 PYTEST_ARGS ?=
 SIZE ?= S
 
-.PHONY: install run up down status test test-realdata test-browser lint format backtest bench clean help
+.PHONY: install run up down status test test-realdata test-faults test-browser test-celery lint format backtest bench clean help
 
 help:
 	@echo "make run          generate the demo shop and run the nightly DAG through Airflow"
@@ -16,7 +16,9 @@ help:
 	@echo "make down         stop the local Airflow"
 	@echo "make test         lint + the test suite (no real data needed)"
 	@echo "make test-realdata  tests on ../shared/data (CI)"
+	@echo "make test-faults    kill -9, full disk, held files, concurrent runs (CI)"
 	@echo "make test-browser   the on-call path in the Airflow UI, in headless Chromium (installs it)"
+	@echo "make test-celery    the CeleryExecutor deployment end to end (installs Postgres + Redis)"
 	@echo "make lint         ruff + sqlfluff"
 	@echo "make backtest     print the forecast and recommendation backtests of the warehouse (writes nothing)"
 	@echo "make bench SIZE=M benchmark (S, M or L); writes bench/results/<size>.md"
@@ -54,16 +56,26 @@ format: install
 	$(BIN)/ruff check --fix .
 
 test: install lint
-	$(BIN)/python -m pytest -m "not realdata and not browser and not profiles" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not realdata and not browser and not celery and not faults and not profiles" $(PYTEST_ARGS)
 
 test-realdata: install
 	$(BIN)/python -m pytest -m realdata $(PYTEST_ARGS)
+
+# the fault suite: kill -9 at failpoints, a full tmpfs disk (root only), held files, two runs
+test-faults: install
+	$(BIN)/python -m pytest -m faults tests/faults $(PYTEST_ARGS)
 
 # Debian's chromium + chromium-driver (apt, idempotent), then tests/browser against a
 # deployment the test starts itself; screenshots in tests/browser/screenshots/
 test-browser: install
 	scripts/install_browser.sh
 	$(BIN)/python -m pytest -m browser tests/browser $(PYTEST_ARGS)
+
+# Debian's postgresql + redis-server (apt, idempotent), then tests/celery against a Celery
+# deployment (Postgres, Redis, two workers) the test starts itself on a fresh SHOPFLOW_HOME
+test-celery: install
+	scripts/install_services.sh
+	$(BIN)/python -m pytest -m celery tests/celery $(PYTEST_ARGS)
 
 backtest: install
 	$(BIN)/shopflow backtest forecast

@@ -13,7 +13,6 @@ figure in it is measured in this run. Sized for CI (tests/bench/test_backtest_pr
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime as dt
 import tempfile
 import time
@@ -31,20 +30,6 @@ SPECS = {
 START = dt.date(2025, 1, 1)
 
 
-def gate_currencies() -> set[str]:
-    """The currencies the landing suite accepts."""
-    import json
-
-    suite = json.loads((ROOT.parent / "expectations/suites/landing_order_lines.json").read_text())
-    for expectation in suite["expectations"]:
-        if (
-            expectation["kwargs"].get("column") == "currency"
-            and "value_set" in expectation["kwargs"]
-        ):
-            return set(expectation["kwargs"]["value_set"])
-    return set()
-
-
 def backtest_profile(profile: str, home: Path) -> dict:
     """Generate, build and backtest one profile's shop in ``home``; the tables and timings."""
     from ml.forecast.backtest import format_table as forecast_table
@@ -52,24 +37,14 @@ def backtest_profile(profile: str, home: Path) -> dict:
     from ml.recommend.backtest import format_table as recommend_table
     from shopflow.dbt import build_training_features, build_warehouse
     from shopflow.generator import ShopSpec, generate_shop
-    from shopflow.generator.profiles import PROFILES, profile_of
     from shopflow.ingest import ingest_landing
     from shopflow.jobs.backtests import backtest_forecast, backtest_recommend
     from shopflow.settings import load_settings
 
     settings = load_settings({"SHOPFLOW_HOME": str(home)})
     settings.ensure_dirs()
+    # every ISO 4217 currency is accepted by default (shopflow.config), BRL included
     note, generated = "", profile
-    if profile_of(profile).currency not in gate_currencies():
-        # the landing suite's currency list does not know the profile's currency yet: the
-        # same shop in EUR (nothing a model reads depends on the currency)
-        note = (
-            f"(generated in EUR: the landing gate does not accept {profile_of(profile).currency})"
-        )
-        PROFILES[f"{profile}_eur"] = dataclasses.replace(
-            profile_of(profile), name=f"{profile}_eur", currency="EUR"
-        )
-        generated = f"{profile}_eur"
     started = time.perf_counter()
     shop = generate_shop(
         ShopSpec(**SPECS[profile], start=START, seed=11, profile=generated),

@@ -153,6 +153,9 @@ def run_stage(stage: str, size: str, home: Path, run_date: dt.date) -> dict:
             if name == "ingest_landing":
                 rows = sum(out.get("rows_loaded", {}).values())
         detail["steps"] = steps
+    elif stage == "live_evaluation":
+        detail = live_evaluation(settings, run_date)
+        rows = detail.pop("rows")
     elif stage == "limit_sql":
         variables = project_vars(settings)
         rows = run_limit_sql(settings, run_date, settings.home / "limit.duckdb", variables)
@@ -172,6 +175,56 @@ def run_stage(stage: str, size: str, home: Path, run_date: dt.date) -> dict:
         "rows": rows,
         "peak_rss_mb": round(_peak_rss_mb(), 1),
         "detail": detail,
+    }
+
+
+# run dates of predictions in place before the measured night: more than the 28-day window,
+# so the night evaluates forecasts of every horizon week and a complete recommendation window
+LIVE_HISTORY_DAYS = 35
+
+
+def live_evaluation(settings: Settings, run_date: dt.date) -> dict:
+    """What live accuracy adds to one night, in steady state: on a home built as of
+    ``run_date`` (after the ``nightly`` stage), predictions and baselines for the 35 run dates
+    before it (random but valid, every active product and customer), then the night's
+    additions, each timed: ``record_baselines``, the two live dbt models (incremental: the
+    night's evaluation on top of yesterday's) and ``check_live_accuracy``."""
+    from shopflow.dbt import run_dbt
+    from shopflow.jobs.feedback import check_live_accuracy, record_baselines
+    from tests.feedback.helpers import LIVE_MODELS, write_fake_predictions
+
+    previous = run_date - dt.timedelta(days=1)
+    run_dbt(
+        settings,
+        ["run", "--select", "feat_customer_product", "feat_product_popularity"],
+        run_date,
+        extra_vars={"feature_cutoff_offsets_days": list(range(LIVE_HISTORY_DAYS + 1))},
+    )
+    for back in range(LIVE_HISTORY_DAYS, 0, -1):
+        write_fake_predictions(settings, run_date - dt.timedelta(days=back), seed=back)
+    run_dbt(settings, ["run", "--select", *LIVE_MODELS], previous)  # yesterday's evaluation
+    seconds = {}
+    t0 = time.perf_counter()
+    record_baselines(settings, run_date)
+    seconds["record_baselines"] = time.perf_counter() - t0
+    target = settings.home / "dbt" / "live-target"
+    t0 = time.perf_counter()
+    run_dbt(settings, ["run", "--select", *LIVE_MODELS], run_date, target_dir=target)
+    seconds["live_models_own_dbt_run"] = time.perf_counter() - t0
+    # inside the nightly build the models cost their node time only (no dbt start-up)
+    seconds["live_models_nodes"] = sum(dbt_node_seconds(target).values())
+    t0 = time.perf_counter()
+    check_live_accuracy(settings, run_date)
+    seconds["check_live_accuracy"] = time.perf_counter() - t0
+    added = (
+        seconds["record_baselines"] + seconds["live_models_nodes"] + seconds["check_live_accuracy"]
+    )
+    rows = _count(settings, "select count(*) from live.live_forecast_accuracy")
+    rows += _count(settings, "select count(*) from live.live_recommendation_outcomes")
+    return {
+        "rows": rows,
+        "seconds": {name: round(value, 3) for name, value in seconds.items()},
+        "added_to_night_seconds": round(added, 3),
     }
 
 

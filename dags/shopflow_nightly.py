@@ -20,8 +20,11 @@ rerun replaces that date's outputs.
 | `ensure_models` | trains first models if a model has no champion (reads the warehouse, writes the registry) | — |
 | `score_forecast`, `score_recommendations` | score with the champion models | missing champion or corrupted artifact: see `shopflow models list` |
 | `validate_predictions` | quality gate on predictions | nothing was published; yesterday's exports are intact |
-| `publish_exports` | atomically publishes `exports.*` and Parquet | yesterday's exports are intact |
-| `check_published` | runs last, whatever happened upstream: when a model version changed since the previous published run, checks coverage, row counts, NaN share and shift (or, if nothing was published, whether scoring with the new champion failed) | the new champion was rolled back, the exports for the date rebuilt with the previous one; see docs/lifecycle.md, runbook "The model was rolled back last night" |
+| `publish_exports` | builds the date's snapshot (`exports.*` and Parquet), checks a newly promoted champion's outputs on it, then makes it visible in one step | yesterday's exports are intact; a rejected champion was rolled back and the date published with the previous one (never shown); see docs/lifecycle.md, runbook "The model was rolled back last night" |
+| `record_baselines` | records what the baselines (28-day mean; popular and repurchase lists) would have published for the date, for the same products and customers, in the warehouse's `predictions` schema | infrastructure only (retried); the exports are already published |
+| `check_live_accuracy` | compares the champions' live accuracy (dbt models `live_*`, published as `exports.forecast_accuracy` / `exports.recommendation_outcomes`) with the best baseline's on the same run dates; rolls a champion back after `SHOPFLOW_LIVE_EVALUATIONS` evaluations in a row worse by more than `SHOPFLOW_LIVE_MARGIN` | the rollback's republish failed: see docs/lifecycle.md, runbook "The model was rolled back last night" |
+| `check_published` | runs last, whatever happened upstream: when a model version changed since the previous published run, checks coverage, row counts, NaN share and shift again on what is published (or, if nothing was published, whether scoring with the new champion failed) | the new champion was rolled back, the exports for the date rebuilt with the previous one; see docs/lifecycle.md, runbook "The model was rolled back last night" |
+| `write_report` | runs after everything else: the static HTML report `$SHOPFLOW_HOME/reports/D/index.html` (the run's "Nightly report" tab in the UI) | infrastructure only; `shopflow report --date D` writes it again |
 | `any_task_failed` | runs only when a task failed: fails the run (`check_published` is skipped when an upstream failure left nothing to check, and a run whose last task was skipped would count as a success) | look at the first red task before it: its log says what failed and what to do |
 
 Data errors fail at once (not retried); infrastructure errors are retried twice.
@@ -35,7 +38,7 @@ import datetime as dt
 
 from airflow.sdk import DAG, Asset, task
 
-from shopflow.jobs.steps import default_args
+from shopflow.jobs.steps import ANY_WORKER_QUEUE, default_args
 from shopflow.sensors import LandingPartitionSensor
 from shopflow.timetables import BusinessDayTimetable
 
@@ -77,6 +80,8 @@ with DAG(
     @task(
         map_index_template="{{ dbt_model }}",
         retries=0,
+        # reads only its XCom report, never SHOPFLOW_HOME: any Celery worker may run it
+        queue=ANY_WORKER_QUEUE,
         doc_md="One model of the build and its tests: fails when either failed (see the log).",
     )
     def dbt_model(report: dict) -> dict:
@@ -135,16 +140,38 @@ with DAG(
     @task(
         # runs after any upstream outcome: a new champion that breaks scoring is rolled back too
         trigger_rule="all_done",
-        doc_md="Check a newly promoted champion's outputs; roll back and republish on failure.",
+        doc_md="Check a new champion's published outputs, or its failed scoring; roll back on failure.",
     )
     def check_published(ds: str | None = None) -> dict:
         from shopflow.jobs.steps import run_step
 
         return run_step("check_published", ds)
 
+    @task(doc_md="Record the baselines' forecasts and lists for the date (live accuracy).")
+    def record_baselines(ds: str | None = None) -> dict:
+        from shopflow.jobs.steps import run_step
+
+        return run_step("record_baselines", ds)
+
+    @task(doc_md="Roll back a champion that kept losing to the best baseline on live outcomes.")
+    def check_live_accuracy(ds: str | None = None) -> dict:
+        from shopflow.jobs.steps import run_step
+
+        return run_step("check_live_accuracy", ds)
+
+    @task(
+        trigger_rule="all_done",
+        doc_md="Write the night's static HTML report ($SHOPFLOW_HOME/reports/<date>/).",
+    )
+    def write_report(ds: str | None = None) -> dict:
+        from shopflow.jobs.steps import run_step
+
+        return run_step("write_report", ds)
+
     @task(
         trigger_rule="one_failed",
         retries=0,
+        queue=ANY_WORKER_QUEUE,  # touches nothing: any Celery worker may run it
         on_failure_callback=[],  # the failed task itself has alerted
         doc_md="Fails the run when any task failed; the first red task's log says why.",
     )
@@ -166,7 +193,8 @@ with DAG(
     )
     scores = [score_forecast(), score_recommendations()]
     models >> scores
-    scores >> validate_predictions() >> publish_exports() >> check_published()
+    published = scores >> validate_predictions() >> publish_exports()
+    published >> record_baselines() >> check_live_accuracy() >> check_published() >> write_report()
     # after every task: a run fails when any task failed, whatever the last task did
     watcher = any_task_failed()
     for upstream in [t for t in dag.tasks if t is not watcher.operator]:

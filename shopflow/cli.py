@@ -2,11 +2,14 @@
 
 shopflow generate [--customers N] [--products N] [--days N] [--start DATE] [--seed S]
                   [--profile wholesale|marketplace|fashion]
+                  [--regime-change DATE]
 shopflow load --source online-retail-ii PATH
+shopflow config show                      # the shop's configuration: each value and its source
 shopflow up | down | status               # the local Airflow services (UI, scheduler, ...)
 shopflow run --date YYYY-MM-DD            # shopflow_nightly through the scheduler
 shopflow backfill --start D1 --end D2 [--dag DAG]  # Airflow's backfill, oldest date first
 shopflow demo                             # what `make run` calls
+shopflow report --date YYYY-MM-DD         # the night's HTML report
 shopflow models list|show                 # the model registry
 shopflow models train MODEL --date D      # train and register a challenger (not promoted)
 shopflow models rollback MODEL [--to VERSION] | promote MODEL VERSION --reason TEXT
@@ -79,6 +82,7 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
         start=args.start,
         seed=args.seed,
         profile=args.profile,
+        regime_change=args.regime_change,
     )
     settings.ensure_dirs()
     started = time.perf_counter()
@@ -98,6 +102,13 @@ def cmd_load(args: argparse.Namespace, settings: Settings) -> int:
     settings.ensure_dirs()
     result = load_source(args.source, Path(args.path), settings.landing_dir)
     print(json.dumps(result.__dict__, default=str, indent=2))
+    return 0
+
+
+def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
+    from shopflow.config import show
+
+    print(show(settings))
     return 0
 
 
@@ -131,8 +142,12 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
+    from dataclasses import replace
+
     from shopflow.deploy.services import ServiceError, login_help, up
 
+    if getattr(args, "executor", None):
+        settings = replace(settings, airflow_executor=args.executor)
     try:
         up(settings)
     except ServiceError as exc:
@@ -152,6 +167,7 @@ def cmd_down(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     """Each service alive or dead, and the URL; exit code 1 unless all are running."""
+    from shopflow.deploy.env import deployed_executor
     from shopflow.deploy.services import status
 
     states = status(settings)
@@ -160,11 +176,32 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         if not state.alive and state.pid:
             shown += f" (pid file {state.pid} is stale)"
         print(f"{state.name:<14} {shown:<32} log: {state.log}")
+    print(f"executor: {deployed_executor(settings)}")
+    _print_unpublished(settings)
     if all(s.alive for s in states):
         print(f"Airflow UI: {settings.airflow_url}")
         return 0
     print("not (fully) up: `shopflow up` starts what is missing")
     return 1
+
+
+def _print_unpublished(settings: Settings) -> None:
+    """Dates a night started (or scored) but never published: on-call should rerun them."""
+    from shopflow.machine import MachineError
+    from shopflow.publish import unpublished_dates
+    from shopflow.warehouse import WarehouseBusyError
+
+    try:
+        missing = unpublished_dates(settings)
+    except (WarehouseBusyError, MachineError):
+        print("unpublished dates: unknown (the warehouse is busy; a night is running)")
+        return
+    if missing:
+        dates = ", ".join(d.isoformat() for d in missing)
+        print(
+            f"NOT PUBLISHED: {dates} (a night started but never published; a running night's "
+            "date shows here too): rerun with `shopflow run --date D`"
+        )
 
 
 def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
@@ -369,6 +406,35 @@ def cmd_backtest_forecast(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
+    """A consistent copy of the home's state (see shopflow.backup)."""
+    from shopflow.backup import backup
+
+    manifest = backup(settings, args.path)
+    count = sum(len(files) for files in manifest["files"].values())
+    print(f"backed up {', '.join(sorted(manifest['files']))} ({count} files) to {args.path}")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
+    """Restore a backup into this home; exit 1 when a model artifact fails its checksum."""
+    from shopflow.backup import restore
+
+    result = restore(settings, args.path)
+    print(f"restored {', '.join(result['restored'])} from {args.path} into {settings.home}")
+    for line in result["corrupted"]:
+        print(f"CORRUPTED: {line}")
+    return 1 if result["corrupted"] else 0
+
+
+def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    """Write the static HTML report of a date ($SHOPFLOW_HOME/reports/<date>/index.html)."""
+    from shopflow.report import write_report
+
+    print(write_report(settings, args.date)["path"])
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shopflow", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -380,6 +446,12 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--start", type=_date, default=dt.date(2025, 1, 1))
     gen.add_argument("--seed", type=int, default=42)
     gen.add_argument("--profile", choices=SHOP_PROFILES, default="wholesale", help=PROFILE_HELP)
+    gen.add_argument(
+        "--regime-change",
+        type=_date,
+        default=None,
+        help="from this date on demand jumps and tastes shift (a stale-model scenario)",
+    )
     gen.set_defaults(func=cmd_generate)
 
     load = sub.add_parser("load", help="map a public export format onto the landing contract")
@@ -387,12 +459,31 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("path")
     load.set_defaults(func=cmd_load)
 
+    config = sub.add_parser(
+        "config", help="the shop's configuration ($SHOPFLOW_HOME/shopflow.toml)"
+    )
+    config_sub = config.add_subparsers(dest="config_command", required=True)
+    config_sub.add_parser("show", help="every setting, its value and where it came from")
+    config.set_defaults(func=cmd_config)
+
     run = sub.add_parser("run", help="run shopflow_nightly for a business date via Airflow")
     run.add_argument("--date", type=_date, required=True)
     run.set_defaults(func=cmd_run)
 
+    up_cmd = sub.add_parser(
+        "up", help="start the local Airflow services (UI, scheduler, ...) and print the URL"
+    )
+    up_cmd.add_argument(
+        "--executor",
+        choices=("local", "celery"),
+        default=None,
+        help="local: LocalExecutor on SQLite (default); celery: Postgres, Redis and two Celery "
+        "workers (scripts/install_services.sh installs Postgres and Redis). Default: the "
+        "executor last started, else SHOPFLOW_AIRFLOW_EXECUTOR, else local",
+    )
+    up_cmd.set_defaults(func=cmd_up)
+
     for name, func, text in (
-        ("up", cmd_up, "start the local Airflow services (UI, scheduler, ...) and print the URL"),
         ("down", cmd_down, "stop the local Airflow services"),
         ("status", cmd_status, "each Airflow service alive or dead, and the URL"),
     ):
@@ -459,6 +550,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bt_forecast.set_defaults(func=cmd_backtest_forecast)
 
+    bk = sub.add_parser(
+        "backup", help="copy warehouse, registry, models, exports, quality results to PATH"
+    )
+    bk.add_argument("path", type=Path)
+    bk.set_defaults(func=cmd_backup)
+    rs = sub.add_parser("restore", help="replace this home's state by the backup in PATH")
+    rs.add_argument("path", type=Path)
+    rs.set_defaults(func=cmd_restore)
+
+    report = sub.add_parser("report", help="write the night's static HTML report for a date")
+    report.add_argument("--date", type=_date, required=True, help="business date YYYY-MM-DD")
+    report.set_defaults(func=cmd_report)
+
     af = sub.add_parser(
         "airflow", help="the embedded Airflow's CLI, e.g. `shopflow airflow dags list`"
     )
@@ -469,8 +573,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    settings = load_settings()
     try:
+        settings = load_settings()  # a bad shopflow.toml is a ConfigError (a ValueError)
         return args.func(args, settings)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -93,11 +93,14 @@ def run_dbt(
         "--log-path",
         str(log_dir),
         "--vars",
-        json.dumps({"run_date": run_date.isoformat(), **(extra_vars or {})}),
+        json.dumps({"run_date": run_date.isoformat(), **settings.dbt_vars(), **(extra_vars or {})}),
     ]
     if full_refresh:
         command.append("--full-refresh")
     env = {**os.environ, **settings.dbt_env(), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    _check_free_space(settings)
+    log_file = log_dir / "dbt.log"
+    log_start = log_file.stat().st_size if log_file.exists() else 0
     started = time.perf_counter()
     with warehouse_lock(settings):
         process = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
@@ -107,6 +110,7 @@ def run_dbt(
     log.info("dbt %s for %s finished in %.2f s", " ".join(args), run_date, seconds)
     result = DbtResult(command, seconds, _read_run_results(target_dir))
     if process.returncode != 0:
+        _raise_machine_error(settings, log_file, log_start, process.stdout + process.stderr)
         failed = result.failures
         detail = (
             "; ".join(
@@ -120,6 +124,35 @@ def run_dbt(
             f"Full log: {log_dir / 'dbt.log'}"
         )
     return result
+
+
+# a build rewrites incremental partitions and spills to tmp/: a quarter of the warehouse file
+# (at least 64 MB) free before it starts, so that a full disk is said before dbt starts
+MIN_FREE_BYTES = 64 * 1024 * 1024
+
+
+def _check_free_space(settings: Settings) -> None:
+    from shopflow.machine import require_free_space
+
+    size = settings.warehouse_path.stat().st_size if settings.warehouse_path.exists() else 0
+    require_free_space(settings.warehouse_dir, max(MIN_FREE_BYTES, size // 4), "the dbt build")
+
+
+def _raise_machine_error(settings: Settings, log_file: Path, start: int, output: str) -> None:
+    """dbt's CLI says only "See the log for the traceback": find a full disk or a held file
+    in its output and in what this invocation added to its log, and raise it plainly."""
+    from shopflow.machine import explain
+
+    tail = ""
+    if log_file.exists():
+        with open(log_file, "rb") as f:
+            f.seek(max(start, log_file.stat().st_size - 200_000))
+            tail = f.read().decode(errors="replace")
+    for text in (output, tail):
+        for line in reversed(text.splitlines()):
+            plain = explain(RuntimeError(line), settings.warehouse_dir)
+            if plain is not None and "Permission denied" not in line:
+                raise plain
 
 
 # dbt runs up to `threads` (profiles.yml) models at once over its one DuckDB connection, and
@@ -288,4 +321,15 @@ def node_reports(settings: Settings, result: DbtResult) -> list[dict]:
             reports[parent]["failed_tests"].append(
                 f"{name}: {(item['message'] or item['status']).strip()[:300]}"
             )
+    # A skipped model's task names what failed upstream (the cause), and every task the
+    # build's log as a real path.
+    failed = [
+        f"{item['unique_id'].split('.')[2]}: {(item['message'] or item['status']).strip()[:200]}"
+        for item in result.results
+        if item["status"] in ("fail", "error", "runtime error")
+    ]
+    for report in reports.values():
+        report["log_path"] = str(settings.home / "dbt" / "logs" / "dbt.log")
+        if report["status"] == "skipped":
+            report["upstream_failures"] = failed[:5]
     return sorted(reports.values(), key=lambda r: r["model"])

@@ -1,11 +1,11 @@
 """The landing contract: what a shop hands over, and how partitions are found.
 
-Layout: ``$SHOPFLOW_HOME/landing/<entity>/<YYYY-MM-DD>/*.parquet|*.csv`` (see docs/design.md,
-"Landing contract"). Writers (the demo generator, source adapters) use :func:`write_partition`,
-which writes the completion marker ``_SUCCESS`` after the data: a partition is complete when
-its marker exists, and the nightly run for date D waits for D's ``order_lines`` marker
-(:func:`is_complete`). The ingest step uses :func:`list_partitions`, which never returns a
-partition dated after the run date.
+Layout: ``$SHOPFLOW_HOME/landing/<entity>/<YYYY-MM-DD>/*.parquet|*.csv[.gz|.zst]`` (see
+docs/design.md, "Landing contract"). Writers (the demo generator, source adapters) use
+:func:`write_partition`, which writes the completion marker ``_SUCCESS`` after the data: a
+partition is complete when its marker exists, and the nightly run for date D waits for D's
+``order_lines`` marker (:func:`is_complete`). The ingest step uses :func:`list_partitions`,
+which never returns a partition dated after the run date.
 """
 
 from __future__ import annotations
@@ -49,6 +49,16 @@ CONTRACT: dict[str, dict[str, str]] = {
 }
 REQUIRED_ENTITIES = ("order_lines",)
 DATA_SUFFIXES = (".parquet", ".csv")
+# CSV may arrive compressed; read like plain CSV (shopflow.ingest.reading)
+COMPRESSED_CSV_ENDINGS = (".csv.gz", ".csv.zst")
+
+
+def is_data_file(path: Path) -> bool:
+    """A landing data file: Parquet, CSV, or CSV compressed with gzip or zstd."""
+    name = path.name.lower()
+    return path.suffix.lower() in DATA_SUFFIXES or name.endswith(COMPRESSED_CSV_ENDINGS)
+
+
 # written last into a partition folder: the writer has finished (no data suffix, so never read)
 COMPLETE_MARKER = "_SUCCESS"
 # A file changed this recently may still change within the same tick of the file system's
@@ -66,9 +76,7 @@ class Partition:
 
     @property
     def files(self) -> list[Path]:
-        return sorted(
-            p for p in self.path.iterdir() if p.is_file() and p.suffix.lower() in DATA_SUFFIXES
-        )
+        return sorted(p for p in self.path.iterdir() if p.is_file() and is_data_file(p))
 
     def fingerprint(self) -> str:
         """SHA-256 over file names and contents: changes whenever the partition changes."""

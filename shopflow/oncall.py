@@ -32,11 +32,13 @@ if TYPE_CHECKING:  # pragma: no cover
 URL_PREFIX = "/shopflow"
 DOCS_ROUTE = "/docs"  # Markdown under docs/, rendered: /shopflow/docs/runbooks/quality_gate.md
 DATA_DOCS_ROUTE = "/data-docs"  # the GX local site, as static files
+REPORTS_ROUTE = "/reports"  # the nightly HTML reports: /shopflow/reports/<date>/
 
 QUALITY_GATE = "runbooks/quality_gate.md"
 MODELS = "runbooks/models.md"
 DBT_BUILD = "runbooks/dbt_build.md"
 LIFECYCLE = "lifecycle.md"
+MACHINE = "runbooks/machine.md"
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,31 @@ GUIDANCE: dict[tuple[str, str | None], Guidance] = {
         "A retrain cannot start",
         "the warehouse or the registry is not ready for this retrain: do what the message "
         "says (usually `shopflow run --date <date>` first), then clear this task.",
+    ),
+    # machine errors (shopflow.machine): not retried, since waiting does not free a disk
+    ("MachineError", None): Guidance(
+        MACHINE,
+        "Runbook: machine errors",
+        f"the message names the path and what the machine refused; fix that, {_RERUN}.",
+    ),
+    ("DiskFullError", None): Guidance(
+        MACHINE,
+        "The disk is full",
+        "free space on the filesystem the message names (old backups, $SHOPFLOW_HOME/tmp, "
+        f"old logs); published exports were not changed. {_RERUN[0].upper()}{_RERUN[1:]}.",
+    ),
+    ("FileHeldError", None): Guidance(
+        MACHINE,
+        "A file is held by another process",
+        "the message names the process (PID and command) holding the file; ask its owner to "
+        "close it, or stop it if it is abandoned (analysts should read "
+        f"exports/shopflow.duckdb, never the warehouse), {_RERUN}.",
+    ),
+    ("PermissionDeniedError", None): Guidance(
+        MACHINE,
+        "Permission denied",
+        "give the user the step runs as write access to the path the message names "
+        f"(chown/chmod), {_RERUN}.",
     ),
 }
 

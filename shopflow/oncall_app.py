@@ -8,14 +8,18 @@ browser that shows the log:
   GitHub's heading anchors (the runbook links of :mod:`shopflow.oncall` point at sections);
 - ``/data-docs/<path>``: the Great Expectations local site under ``$SHOPFLOW_HOME/quality``,
   as static files;
-- ``/``: an index of both.
+- ``/reports/<date>/``: the nightly's HTML report of a business date (shopflow.report);
+  ``/reports/run/<run_id>`` opens the report of a DAG run (the run's link in the Airflow UI);
+- ``/``: an index of them.
 
 Only the API server imports this module (FastAPI is one of Airflow's own dependencies).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import html
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,7 +27,14 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 
-from shopflow.oncall import DATA_DOCS_ROUTE, DOCS_ROUTE, URL_PREFIX, data_docs_root, slugify
+from shopflow.oncall import (
+    DATA_DOCS_ROUTE,
+    DOCS_ROUTE,
+    REPORTS_ROUTE,
+    URL_PREFIX,
+    data_docs_root,
+    slugify,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from shopflow.settings import Settings
@@ -72,6 +83,17 @@ def _inside(root: Path, relative: str) -> Path:
     return target
 
 
+def run_business_date(run_id: str) -> dt.date | None:
+    """The business date of a nightly run id: ``nightly__D`` (scheduled or `shopflow run`) is
+    D; Airflow's own ``backfill__<run after>`` carries the day after D (shopflow.timetables);
+    any other id is read as the date it holds."""
+    found = re.search(r"(\d{4}-\d{2}-\d{2})", run_id)
+    if not found:
+        return None
+    day = dt.date.fromisoformat(found.group(1))
+    return day - dt.timedelta(days=1) if run_id.startswith("backfill__") else day
+
+
 def create_app(
     load_settings: Callable[[], Settings] | None = None, dependencies: Sequence = ()
 ) -> FastAPI:
@@ -100,7 +122,9 @@ def create_app(
             "<h1>Shopflow on-call</h1><h2>Runbooks</h2>"
             f"<ul>{items}</ul><h2>Data quality</h2>"
             f"<p><a href='{data_docs}'>Data Docs</a>: every validation of every run, with the "
-            "failing values.</p>",
+            "failing values.</p>"
+            f"<h2>Nightly reports</h2><p><a href='{URL_PREFIX}{REPORTS_ROUTE}/'>Every night's "
+            "report</a>: forecasts with actuals, live accuracy, the registry's timeline.</p>",
         )
 
     @app.get(DOCS_ROUTE + "/{path:path}", response_class=HTMLResponse)
@@ -133,6 +157,40 @@ def create_app(
                 )
             raise HTTPException(status_code=404, detail=f"no Data Docs page {path}")
         return FileResponse(target)
+
+    @app.get(REPORTS_ROUTE + "/", response_class=HTMLResponse)
+    def reports() -> HTMLResponse:
+        root = load_settings().reports_dir
+        days = sorted(
+            (p.name for p in root.glob("*") if (p / "index.html").is_file()), reverse=True
+        )
+        items = "".join(
+            f"<li><a href='{URL_PREFIX}{REPORTS_ROUTE}/{day}/'>{html.escape(day)}</a></li>"
+            for day in days
+        )
+        return _page(
+            "Nightly reports",
+            "<h1>Nightly reports</h1>" + (f"<ul>{items}</ul>" if items else "<p>None yet.</p>"),
+        )
+
+    @app.get(REPORTS_ROUTE + "/run/{run_id}", include_in_schema=False)
+    def run_report(run_id: str) -> RedirectResponse:
+        day = run_business_date(run_id)
+        target = f"{day.isoformat()}/" if day else ""
+        return RedirectResponse(f"{URL_PREFIX}{REPORTS_ROUTE}/{target}")
+
+    @app.get(REPORTS_ROUTE + "/{day}/", response_class=HTMLResponse)
+    def report(day: str):
+        settings = load_settings()
+        target = _inside(settings.reports_dir, f"{day}/index.html")
+        if not target.is_file():
+            return _page(
+                "No report",
+                f"<h1>No report for {html.escape(day)}</h1><p>The nightly run writes it after "
+                f"publishing (task <code>write_report</code>); <code>shopflow report --date "
+                f"{html.escape(day)}</code> writes it by hand.</p>",
+            )
+        return FileResponse(target, media_type="text/html")
 
     return app
 

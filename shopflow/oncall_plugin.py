@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
-from shopflow.oncall import DATA_DOCS_ROUTE, DOCS_ROUTE, URL_PREFIX
+from shopflow.oncall import DATA_DOCS_ROUTE, DOCS_ROUTE, REPORTS_ROUTE, URL_PREFIX
 
 
 def _app():
@@ -42,6 +42,18 @@ class ShopflowOnCallPlugin(AirflowPlugin):
             "href": f"{URL_PREFIX}{DATA_DOCS_ROUTE}/index.html",
             "category": "Shopflow",
             "destination": "nav",
+        },
+        {
+            "name": "Nightly reports",
+            "href": f"{URL_PREFIX}{REPORTS_ROUTE}/",
+            "category": "Shopflow",
+            "destination": "nav",
+        },
+        {
+            # a "Nightly report" tab on every DAG run: the UI fills in {RUN_ID}
+            "name": "Nightly report",
+            "href": f"{URL_PREFIX}{REPORTS_ROUTE}/run/{{RUN_ID}}",
+            "destination": "dag_run",
         },
         {
             "name": "Quality gate runbook",

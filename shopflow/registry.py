@@ -9,6 +9,14 @@ record, queryable in SQL::
 Writes go through :func:`shopflow.warehouse.connect` (exclusive file lock) inside one
 transaction, which is what keeps exactly one champion per model name even when two
 promotions race.
+
+Artifact folders are recorded relative to ``$SHOPFLOW_HOME`` (``models/<model>/<version>``),
+so a copied or restored home scores with its own files; rows written with absolute paths
+by older versions are rewritten on first use.
+
+``serving`` records, per run date and model, the version that scored it, so that a rerun or
+a backfill of a date scores with the version that served it (see :meth:`Registry.serving_for`
+for the rules when a date never ran).
 """
 
 from __future__ import annotations
@@ -117,6 +125,22 @@ def _ensure_schema(con) -> None:
     )
     con.execute(
         """
+        create table if not exists serving (
+            run_date date not null,
+            model_name varchar not null,
+            version varchar not null,
+            recorded_at timestamp not null,
+            primary key (run_date, model_name)
+        )
+        """
+    )
+    # homes from before relative paths: artifact folders always live at models/<name>/<version>
+    con.execute(
+        "update model_versions set artifact_dir = 'models/' || model_name || '/' || version "
+        "where artifact_dir like '/%'"
+    )
+    con.execute(
+        """
         create table if not exists registry_events (
             event_at timestamp not null,
             model_name varchar not null,
@@ -129,7 +153,7 @@ def _ensure_schema(con) -> None:
     )
 
 
-def _row_to_version(row) -> ModelVersion:
+def _row_to_version(row, home: Path) -> ModelVersion:
     (
         name,
         version,
@@ -151,7 +175,7 @@ def _row_to_version(row) -> ModelVersion:
         version=version,
         status=status,
         cutoff_date=cutoff,
-        artifact_dir=Path(artifact_dir),
+        artifact_dir=home / artifact_dir,
         sha256=sha,
         params=json.loads(params) if params else {},
         feature_schema=json.loads(schema) if schema else [],
@@ -228,7 +252,7 @@ class Registry:
                     model_name,
                     version,
                     cutoff_date,
-                    str(target),
+                    target.relative_to(self.settings.home).as_posix(),
                     sha,
                     json.dumps(params, sort_keys=True, default=str),
                     json.dumps(feature_schema),
@@ -420,7 +444,7 @@ class Registry:
                 "order by model_name, created_at, version",
                 args,
             ).fetchall()
-        return [_row_to_version(r) for r in rows]
+        return [_row_to_version(r, self.settings.home) for r in rows]
 
     def get(self, model_name: str, version: str) -> ModelVersion | None:
         found = self._query("model_name = ? and version = ?", [model_name, version])
@@ -460,6 +484,68 @@ class Registry:
             if candidate is not None and candidate.status != "rolled_back":
                 return candidate
         return None
+
+    # -- which version serves which run date ------------------------------------------------
+    def record_serving(self, model_name: str, run_date: dt.date, version: str) -> None:
+        """Record that ``version`` scored ``model_name`` for ``run_date`` (replaces a rerun's)."""
+        with self._connect() as con:
+            _ensure_schema(con)
+            con.execute(
+                "insert or replace into serving values (?, ?, ?, ?)",
+                [run_date, model_name, version, dt.datetime.now(dt.UTC).replace(tzinfo=None)],
+            )
+
+    def served(self, model_name: str) -> dict[dt.date, str]:
+        """Run date -> the version that scored it, for every recorded date."""
+        if not self.path.exists():
+            return {}
+        with self._connect() as con:
+            _ensure_schema(con)
+            rows = con.execute(
+                "select run_date, version from serving where model_name = ? order by run_date",
+                [model_name],
+            ).fetchall()
+        return dict(rows)
+
+    def serving_for(self, model_name: str, run_date: dt.date) -> tuple[ModelVersion | None, str]:
+        """The version that should score ``run_date``, and the rule that chose it.
+
+        1. the version recorded as serving that date (a rerun, or a backfill of a date that
+           ran), unless it was rolled back since;
+        2. the current champion when no later date has been scored (the normal nightly run);
+        3. for a past date that never ran: the version that served the latest earlier date
+           (the champion of that night, still serving on the next one);
+        4. for a past date before any recorded one: the newest version trained with a cutoff
+           on or before the date that ever served; if none, the current champion, and the rule
+           says that it was trained on data after the date (the night of that date would have
+           trained a first model of its own, which a backfill does not repeat).
+        Versions rolled back are never chosen by rules 1, 3 and 4.
+        """
+        served = self.served(model_name)
+        known = {v.version: v for v in self.versions(model_name)}
+        usable = {
+            d: known[v]
+            for d, v in served.items()
+            if v in known and known[v].status != "rolled_back"
+        }
+        if run_date in usable:
+            return usable[run_date], f"served {run_date} before (recorded)"
+        champion = next((v for v in known.values() if v.status == "champion"), None)
+        if not any(d > run_date for d in served):
+            return champion, "the current champion (no later date has been scored)"
+        earlier = [d for d in usable if d < run_date]
+        if earlier:
+            day = max(earlier)
+            return usable[day], f"served {day}, the latest earlier date"
+        trained_before = [v for v in usable.values() if v.cutoff_date <= run_date]
+        if trained_before:
+            chosen = max(trained_before, key=lambda v: (v.cutoff_date, v.created_at))
+            return chosen, f"served later dates, trained up to {chosen.cutoff_date} (<= {run_date})"
+        cutoff = champion.cutoff_date if champion else None
+        return champion, (
+            f"no version trained up to {run_date} ever served: the current champion, trained up "
+            f"to {cutoff}, which is after that date"
+        )
 
     def versions(self, model_name: str | None = None) -> list[ModelVersion]:
         if model_name is None:

@@ -99,7 +99,15 @@ def connect(
     path = path or settings.warehouse_path
     path.parent.mkdir(parents=True, exist_ok=True)
     with file_lock(path.with_suffix(path.suffix + ".lock"), timeout_s=lock_timeout_s):
-        con = duckdb.connect(str(path), read_only=read_only)
+        try:
+            con = duckdb.connect(str(path), read_only=read_only)
+        except duckdb.Error as exc:  # e.g. an analyst's process holds the file: say who
+            from shopflow.machine import explain
+
+            plain = explain(exc, path)
+            if plain is not None:
+                raise plain from exc
+            raise
         try:
             _configure(con, settings)
             yield con

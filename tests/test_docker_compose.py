@@ -1,178 +1,226 @@
-"""docker-compose.yml is for users (no Docker engine runs here): check that it can work.
+"""docker-compose.yml and `shopflow up --executor celery` start the same deployment.
 
-Each test checks something that breaks a `docker compose up` when it drifts from the rest of
-the checkout: Airflow options the pinned Airflow does not know, a DAG folder or a working
-directory that is not the checkout, services whose settings disagree with each other, a
-start order Airflow cannot come up in, a pool the DAGs do not use.
+No Docker engine runs here, so the compose file is compared with the one source both come
+from (shopflow.deploy.topology) and with what the native setup really runs (the commands
+and environment services.py builds): the same services, each with the same Airflow command,
+the same shared settings (the env file compose reads is the topology's rendering) and the
+same set of endpoint settings, each an option the pinned Airflow knows. :func:`differences`
+does the comparison; the last tests feed it altered copies and see each change caught.
 """
 
 from __future__ import annotations
 
+import copy
 import re
 import tomllib
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import pytest
 import yaml
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 
-# the pool the Airflow runner creates with one slot (`pools set <pool> 1`)
+from shopflow.deploy import services as native
+from shopflow.deploy.env import airflow_env
+from shopflow.deploy.topology import (
+    CELERY,
+    COMPOSE_ENV_FILE,
+    airflow_command,
+    endpoint_settings,
+    render_env_file,
+    services,
+    shared_settings,
+)
+from shopflow.settings import load_settings
 from shopflow.warehouse import WAREHOUSE_POOL
 from tests.dags.airflow_probe import airflow_probe
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-SERVICES: dict[str, dict] = COMPOSE["services"]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+INIT = "airflow-init"
 
 
-def _command(service: dict) -> str:
-    command = service.get("command", "")
-    return " ".join(command) if isinstance(command, list) else command
+def _env_file(service: dict) -> dict[str, str]:
+    settings = {}
+    for name in service.get("env_file", []):
+        for line in (ROOT / name).read_text().splitlines():
+            if line.strip() and not line.startswith("#"):
+                key, value = line.split("=", 1)
+                settings[key] = value
+    return settings
 
 
-def _airflow_settings(service: dict) -> dict[str, str]:
-    return {k: v for k, v in service.get("environment", {}).items() if k.startswith("AIRFLOW__")}
+def _airflow_env(service: dict) -> dict[str, str]:
+    """The AIRFLOW__* settings a compose service gets: env file, then its environment."""
+    merged = {**_env_file(service), **service.get("environment", {})}
+    return {k: str(v) for k, v in merged.items() if k.startswith("AIRFLOW__")}
 
 
-AIRFLOW_SERVICES = {name: s for name, s in SERVICES.items() if _airflow_settings(s)}
-(MIGRATE,) = [name for name, s in SERVICES.items() if "airflow db migrate" in _command(s)]
-(API_SERVER,) = [name for name, s in SERVICES.items() if "airflow api-server" in _command(s)]
+def native_deployment(tmp_path: Path) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """What `shopflow up --executor celery` runs: service -> command, and the environment."""
+    settings = load_settings({"SHOPFLOW_HOME": str(tmp_path), "SHOPFLOW_AIRFLOW_EXECUTOR": CELERY})
+    commands = {s.name: native._command(settings, s) for s in services(CELERY) if s.compose}
+    env = airflow_env(settings, CELERY)
+    return commands, {k: v for k, v in env.items() if k.startswith("AIRFLOW__")}
 
 
-def _host_path(service: dict, container_path: str) -> Path | None:
-    """The checkout path a bind mount of ``service`` maps ``container_path`` to, if any."""
-    target = PurePosixPath(container_path)
-    for volume in service.get("volumes", []):
-        source, mount = volume.split(":")[:2]
-        if source.startswith(".") and target.is_relative_to(mount):
-            return (ROOT / source / target.relative_to(mount)).resolve()
-    return None
+def differences(
+    compose: dict, env_text: str, commands: dict[str, list[str]], native_env: dict[str, str]
+) -> list[str]:
+    """Every way compose and the native setup differ from the topology (empty: none)."""
+    found = []
+    wanted = {s.compose: s for s in services(CELERY)}
+    present = set(compose["services"]) - {INIT}
+    if present != set(wanted):
+        found.append(f"compose services {sorted(present)} != topology {sorted(wanted)}")
+    if env_text != render_env_file(CELERY):
+        found.append(f"{COMPOSE_ENV_FILE.name} is not the topology's rendering")
+    shared = shared_settings(CELERY)
+    endpoints = endpoint_settings(CELERY)
+    for name in sorted(present & set(wanted)):
+        service, spec = compose["services"][name], wanted[name]
+        if spec.name in ("postgres", "redis"):
+            continue
+        command = airflow_command(spec)
+        if service.get("command") != command:
+            found.append(f"{name}: command {service.get('command')} != {command}")
+        env = _airflow_env(service)
+        env_shared = {k: v for k, v in env.items() if k not in endpoints}
+        if env_shared != shared:
+            found.append(f"{name}: shared settings {env_shared} != {shared}")
+        if set(env) - set(shared) != endpoints:
+            found.append(f"{name}: endpoint settings {sorted(set(env) - set(shared))}")
+    for spec in services(CELERY):
+        if spec.name in ("postgres", "redis"):
+            continue
+        command = airflow_command(spec)
+        # the native command: the airflow executable, then the topology's, then local options
+        native_command = commands[spec.name][1 : 1 + len(command)]
+        if native_command != command:
+            found.append(f"native {spec.name}: command {native_command} != {command}")
+    native_shared = {k: v for k, v in native_env.items() if k not in endpoints}
+    if native_shared != shared:
+        found.append(f"native shared settings {native_shared} != {shared}")
+    if set(native_env) - set(shared) != endpoints:
+        found.append(f"native endpoint settings {sorted(set(native_env) - set(shared))}")
+    return found
 
 
-def _named_volume(service: dict, container_path: str) -> str | None:
-    for volume in service.get("volumes", []):
-        source, mount = volume.split(":")[:2]
-        if mount == container_path and not source.startswith((".", "/")):
-            return source
-    return None
+@pytest.fixture(scope="module")
+def native_setup(tmp_path_factory):
+    return native_deployment(tmp_path_factory.mktemp("home"))
 
 
-def test_compose_file_has_airflow_services_to_check():
-    assert len(AIRFLOW_SERVICES) >= 3
-    assert MIGRATE in AIRFLOW_SERVICES and API_SERVER in AIRFLOW_SERVICES
+def test_compose_and_the_native_setup_start_the_same_deployment(native_setup):
+    commands, env = native_setup
+    assert differences(COMPOSE, COMPOSE_ENV_FILE.read_text(), commands, env) == []
 
 
-def test_every_airflow_setting_is_an_option_of_the_pinned_airflow():
+def test_every_airflow_setting_is_an_option_of_the_pinned_airflow(native_setup):
     probe = airflow_probe()
-    (pin,) = [Requirement(r) for r in PYPROJECT["dependencies"] if r.startswith("apache-airflow")]
+    (pin,) = [Requirement(r) for r in PYPROJECT["dependencies"] if r.startswith("apache-airflow=")]
     assert probe["airflow_version"] in pin.specifier, "the probe ran another Airflow"
     options = {(s, o) for s, names in probe["config_options"].items() for o in names}
-    variables = {key for s in AIRFLOW_SERVICES.values() for key in _airflow_settings(s)}
-    unknown = sorted(
-        key
-        for key in variables
-        if (key.split("__")[1].lower(), key.split("__", 2)[2].lower()) not in options
-    )
+    keys = set(native_setup[1]) | {
+        key for service in COMPOSE["services"].values() for key in _airflow_env(service)
+    }
+    unknown = sorted(key for key in keys if tuple(key.lower().split("__")[1:3]) not in options)
     assert unknown == []
 
 
-def test_the_image_python_satisfies_the_project():
-    for name, service in AIRFLOW_SERVICES.items():
-        match = re.match(r"python:(\d+\.\d+)", service["image"])
-        assert match, f"{name}: Airflow services run on an official python image"
-        assert match.group(1) in SpecifierSet(PYPROJECT["requires-python"]), name
+def test_the_image_is_the_official_one_of_the_pinned_airflow_and_python():
+    base = re.search(r"^FROM (\S+)", (ROOT / "Dockerfile").read_text(), re.M).group(1)
+    match = re.fullmatch(r"apache/airflow:(?P<airflow>[\d.]+)-python(?P<python>\d+\.\d+)", base)
+    assert match, base
+    (pin,) = [Requirement(r) for r in PYPROJECT["dependencies"] if r.startswith("apache-airflow=")]
+    assert match["airflow"] in pin.specifier
+    assert match["python"] in SpecifierSet(PYPROJECT["requires-python"])
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "pip install --no-cache-dir -c constraints.txt -e ." in dockerfile
+    for name, service in COMPOSE["services"].items():
+        if _airflow_env(service):
+            assert service.get("build") == ".", f"{name} runs the project's image"
+            installs = re.search(r"\bpip3? install\b", str(service.get("command")))
+            assert not installs, f"{name} installs at start"
 
 
-def test_airflow_services_share_one_configuration():
-    # the scheduler signs task tokens the API server must accept (JWT secret), both need the
-    # same database and DAG folder: any difference breaks task execution
-    settings = {name: _airflow_settings(s) for name, s in AIRFLOW_SERVICES.items()}
-    first = next(iter(settings.values()))
-    assert {name: s for name, s in settings.items() if s != first} == {}
+def test_no_secret_has_a_default_and_dot_env_is_ignored():
+    text = (ROOT / "docker-compose.yml").read_text()
+    for secret in ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "AIRFLOW_JWT_SECRET"):
+        uses = re.findall(rf"\$\{{{secret}([^}}]*)\}}", text)
+        assert uses and all(u.startswith(":?") for u in uses), (secret, uses)
+    assert re.search(r"\$\{AIRFLOW_ADMIN_PASSWORD:\?", text)
+    ignored = (ROOT / ".gitignore").read_text().splitlines()
+    assert ".env" in ignored
+    example = (ROOT / ".env.example").read_text()
+    assert re.search(r"^POSTGRES_PASSWORD=$", example, re.M), "no password in the example"
 
 
-@pytest.mark.parametrize("name", sorted(AIRFLOW_SERVICES))
-def test_airflow_parses_the_dags_of_this_checkout(name):
-    service = AIRFLOW_SERVICES[name]
-    dags = _host_path(service, service["environment"]["AIRFLOW__CORE__DAGS_FOLDER"])
-    assert dags == (ROOT / "dags").resolve()
-
-
-def test_the_project_is_installed_from_the_checkout_with_the_pinned_versions():
-    service = SERVICES[MIGRATE]
-    workdir = _host_path(service, service["working_dir"])
-    assert workdir == ROOT.resolve()
-    install = re.search(r"pip install (.*?)(&&|$)", _command(service))
-    assert install, "the init service installs the project"
-    arguments = install.group(1).split()
-    assert {"-c", "-e"} <= set(arguments), "pinned versions (-c) of the checkout (-e)"
-    constraints = arguments[arguments.index("-c") + 1]
-    assert (workdir / constraints).read_text() == (ROOT / "constraints.txt").read_text()
-    editable = arguments[arguments.index("-e") + 1]
-    assert (workdir / editable / "pyproject.toml").is_file()
-
-
-def test_every_airflow_service_sees_the_same_shopflow_home():
-    # tasks (run by the scheduler's executor) and the other services read and write the same
-    # DuckDB files and model registry: one named volume, mounted where SHOPFLOW_HOME points
-    volumes = {
-        name: _named_volume(service, service["environment"].get("SHOPFLOW_HOME", ""))
-        for name, service in AIRFLOW_SERVICES.items()
-    }
-    (volume,) = set(volumes.values())
-    assert volume in COMPOSE["volumes"], volumes
-
-
-def test_the_metadata_database_is_the_postgres_service():
-    url = next(iter(AIRFLOW_SERVICES.values()))["environment"][
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"
+def test_ports_are_bound_to_loopback_unless_the_user_says_otherwise():
+    published = [
+        (name, port) for name, s in COMPOSE["services"].items() for port in s.get("ports", [])
     ]
-    parts = re.fullmatch(
-        r"(?P<dialect>[\w+]+)://(?P<user>[^:@]+):(?P<password>.*)"
-        r"@(?P<host>[\w-]+)(:\d+)?/(?P<db>\w+)",
-        url,
-    )
-    assert parts, url
-    database = SERVICES[parts["host"]]
-    env = database["environment"]
-    assert (parts["user"], parts["password"], parts["db"]) == (
-        env["POSTGRES_USER"],
-        env["POSTGRES_PASSWORD"],
-        env["POSTGRES_DB"],
-    )
-    # the driver named in the URL is installed next to Airflow
-    driver = parts["dialect"].split("+")[1]
-    assert re.search(rf"\b{driver}(-binary)?\b", _command(SERVICES[MIGRATE]))
+    assert published, "the UI is published"
+    for name, port in published:
+        assert port.startswith("${AIRFLOW_BIND_ADDRESS:-127.0.0.1}:"), (name, port)
 
 
-def test_tasks_reach_the_execution_api_of_the_api_server():
-    url = next(iter(AIRFLOW_SERVICES.values()))["environment"][
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL"
-    ]
-    parts = re.fullmatch(r"http://(?P<host>[\w-]+):(?P<port>\d+)/execution/", url)
-    assert parts, url
-    assert parts["host"] == API_SERVER
-    port = re.search(r"--port (\d+)", _command(SERVICES[API_SERVER]))
-    assert parts["port"] == (port.group(1) if port else "8080")
-
-
-def test_services_start_in_an_order_airflow_can_come_up_in():
-    for name, service in SERVICES.items():
+def test_long_running_services_have_healthchecks_and_start_after_their_dependencies():
+    for name, service in COMPOSE["services"].items():
+        if name != INIT:
+            assert "healthcheck" in service, name
         for dependency, how in service.get("depends_on", {}).items():
-            assert dependency in SERVICES, (name, dependency)
+            assert dependency in COMPOSE["services"], (name, dependency)
             if how["condition"] == "service_healthy":
-                assert "healthcheck" in SERVICES[dependency], (name, dependency)
-    # nothing talks to the metadata database before the migration has finished
-    for name in set(AIRFLOW_SERVICES) - {MIGRATE}:
-        condition = SERVICES[name]["depends_on"].get(MIGRATE, {}).get("condition")
-        assert condition == "service_completed_successfully", name
-    url = AIRFLOW_SERVICES[MIGRATE]["environment"]["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
-    database = re.search(r"@([\w-]+)", url).group(1)
-    assert SERVICES[MIGRATE]["depends_on"][database]["condition"] == "service_healthy"
+                assert "healthcheck" in COMPOSE["services"][dependency], (name, dependency)
+        if _airflow_env(service) and name != INIT:
+            assert service["depends_on"][INIT]["condition"] == "service_completed_successfully"
+    assert COMPOSE["services"][INIT]["depends_on"]["postgres"]["condition"] == "service_healthy"
+
+
+def test_every_airflow_service_mounts_shopflow_home_on_one_volume():
+    mounts = set()
+    for service in COMPOSE["services"].values():
+        if _airflow_env(service):
+            home = service["environment"]["SHOPFLOW_HOME"]
+            mounts |= {v for v in service["volumes"] if v.endswith(f":{home}")}
+    (mount,) = mounts
+    assert mount.split(":")[0] in COMPOSE["volumes"]
 
 
 def test_init_creates_the_pool_the_dags_use_with_one_slot():
-    pools = re.findall(r"pools set (\S+) (\d+)", _command(SERVICES[MIGRATE]))
-    assert pools == [(WAREHOUSE_POOL, "1")]
+    command = "\n".join(COMPOSE["services"][INIT]["command"])
+    assert "airflow db migrate" in command
+    assert re.findall(r"pools set (\S+) (\d+)", command) == [(WAREHOUSE_POOL, "1")]
+
+
+# -- the comparison catches each kind of drift ----------------------------------------------
+def _altered(change) -> dict:
+    compose = copy.deepcopy(COMPOSE)
+    change(compose["services"])
+    return compose
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda s: s.pop("airflow-triggerer"),
+        lambda s: s["airflow-worker"].update(command=["celery", "worker"]),
+        lambda s: s["airflow-scheduler"]["environment"].update(AIRFLOW__CORE__PARALLELISM="32"),
+        lambda s: s["airflow-apiserver"]["environment"].pop("AIRFLOW__API__BASE_URL"),
+    ],
+    ids=["missing-service", "other-command", "other-shared-value", "missing-endpoint"],
+)
+def test_a_compose_file_that_drifts_is_caught(native_setup, change):
+    commands, env = native_setup
+    assert differences(_altered(change), COMPOSE_ENV_FILE.read_text(), commands, env) != []
+
+
+def test_a_stale_env_file_or_a_native_drift_is_caught(native_setup):
+    commands, env = native_setup
+    text = COMPOSE_ENV_FILE.read_text()
+    assert differences(COMPOSE, text.replace("=2\n", "=3\n"), commands, env) != []
+    assert differences(COMPOSE, text, commands, {**env, "AIRFLOW__CORE__PARALLELISM": "9"}) != []
+    other = {**commands, "worker-1": ["airflow", "celery", "worker", "--queues", "default"]}
+    assert differences(COMPOSE, text, other, env) != []

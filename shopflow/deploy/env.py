@@ -1,8 +1,10 @@
 """Configuration of the embedded Airflow: one environment shared by every service and CLI call.
 
 Everything lives under ``$SHOPFLOW_HOME/airflow`` (AIRFLOW_HOME): the SQLite metadata database,
-task logs, and ``services/`` (pid files, one log per service, the admin password file and the
-JWT secret, both mode 0600). The API server's port is the ``SHOPFLOW_AIRFLOW_PORT`` setting;
+task logs, and ``services/`` (pid files, one log per service, the admin password file, the
+JWT secret and the Celery deployment's Postgres and Redis passwords, all mode 0600). The
+settings shared with docker-compose.yml come from :mod:`shopflow.deploy.topology`.
+The API server's port is the ``SHOPFLOW_AIRFLOW_PORT`` setting;
 the execution API URL that task processes call follows it, so another port needs no
 hand-set Airflow variable.
 """
@@ -20,13 +22,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # pragma: no cover
     from shopflow.settings import Settings
 
+from shopflow.deploy.topology import CELERY, EXECUTORS, LOCAL, shared_settings
+
 ADMIN_USER = "admin"
-SIMPLE_AUTH_MANAGER = (
-    "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
-)
-# LocalExecutor worker processes: the warehouse pool lets one task write at a time, the rest
-# only wait (sensors are deferred to the triggerer), so a few are plenty on a small machine
-PARALLELISM = 4
 
 
 def _secret_file(path: Path, make) -> str:
@@ -59,41 +57,95 @@ def admin_password(settings: Settings) -> str:
     return json.loads(text)[ADMIN_USER]
 
 
-def airflow_env(settings: Settings) -> dict[str, str]:
-    """Environment of every Airflow process of this installation."""
+def executor_file(settings: Settings) -> Path:
+    """Remembers the executor `shopflow up` last started (its metadata database is there)."""
+    return settings.airflow_services_dir / "executor"
+
+
+def deployed_executor(settings: Settings) -> str:
+    """The executor of this installation: the setting when given, else the one `shopflow up`
+    last started, else ``local``."""
+    if settings.airflow_executor:
+        return settings.airflow_executor
+    try:
+        recorded = executor_file(settings).read_text().strip()
+    except FileNotFoundError:
+        return LOCAL
+    return recorded if recorded in EXECUTORS else LOCAL
+
+
+def record_executor(settings: Settings, executor: str) -> None:
+    """Remember ``executor`` as the one this installation runs."""
+    settings.airflow_services_dir.mkdir(parents=True, exist_ok=True)
+    executor_file(settings).write_text(executor + "\n")
+
+
+def postgres_password(settings: Settings) -> str:
+    """The Celery deployment's Postgres password of user ``airflow`` (generated once, 0600)."""
+    return _secret_file(
+        settings.airflow_services_dir / "postgres_password", lambda: secrets.token_hex(16)
+    )
+
+
+def redis_password(settings: Settings) -> str:
+    """The Celery deployment's Redis password (generated once, 0600)."""
+    return _secret_file(
+        settings.airflow_services_dir / "redis_password", lambda: secrets.token_hex(16)
+    )
+
+
+def database_url(settings: Settings, executor: str) -> str:
+    """The metadata database: SQLite under AIRFLOW_HOME, or the Celery deployment's Postgres."""
+    if executor == CELERY:
+        return (
+            f"postgresql+psycopg2://airflow:{postgres_password(settings)}"
+            f"@127.0.0.1:{settings.postgres_port}/airflow"
+        )
+    return f"sqlite:///{settings.airflow_home / 'airflow.db'}"
+
+
+def endpoint_env(settings: Settings, executor: str) -> dict[str, str]:
+    """The endpoint settings of this machine's deployment (topology.ENDPOINT_SETTINGS)."""
     home = settings.airflow_home
     worker_logs, triggerer_logs = settings.airflow_log_server_ports
-    admin_password(settings)  # the passwords file exists before the API server reads it
     jwt_secret = _secret_file(
         settings.airflow_services_dir / "jwt_secret", lambda: secrets.token_urlsafe(32)
     )
-    return {
-        **os.environ,
-        "SHOPFLOW_HOME": str(settings.home),
-        "SHOPFLOW_AIRFLOW_PORT": str(settings.airflow_port),
-        "AIRFLOW_HOME": str(home),
+    env = {
         "AIRFLOW__CORE__DAGS_FOLDER": str(settings.dags_dir),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__CORE__PARALLELISM": str(PARALLELISM),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database_url(settings, executor),
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
-        # new DAGs stay paused until `shopflow up` unpauses them on purpose
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
-        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-        # its own HTTP port (8974) would clash between two installations on one machine
-        "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
         "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__API__PORT": str(settings.airflow_port),
-        "AIRFLOW__API__WORKERS": "1",
         "AIRFLOW__API__BASE_URL": settings.airflow_url,
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api_root(settings)}/execution/",
         "AIRFLOW__API_AUTH__JWT_SECRET": jwt_secret,
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(worker_logs),
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(triggerer_logs),
-        "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH_MANAGER,
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file(settings)),
+    }
+    if executor == CELERY:
+        env["AIRFLOW__CELERY__BROKER_URL"] = (
+            f"redis://:{redis_password(settings)}@127.0.0.1:{settings.redis_port}/0"
+        )
+        env["AIRFLOW__CELERY__RESULT_BACKEND"] = "db+" + database_url(settings, executor)
+    return env
+
+
+def airflow_env(settings: Settings, executor: str | None = None) -> dict[str, str]:
+    """Environment of every Airflow process of this installation: the topology's shared
+    settings of its executor plus this machine's endpoints."""
+    executor = executor or deployed_executor(settings)
+    admin_password(settings)  # the passwords file exists before the API server reads it
+    return {
+        **os.environ,
+        "SHOPFLOW_HOME": str(settings.home),
+        "SHOPFLOW_AIRFLOW_PORT": str(settings.airflow_port),
+        "SHOPFLOW_AIRFLOW_EXECUTOR": executor,
+        "SHOPFLOW_HOME_QUEUE": settings.home_queue,
+        "AIRFLOW_HOME": str(settings.airflow_home),
+        **shared_settings(executor),
+        **endpoint_env(settings, executor),
         "PYTHONPATH": os.pathsep.join(
             p for p in (str(settings.project_root), os.environ.get("PYTHONPATH", "")) if p
         ),
@@ -133,8 +185,10 @@ def migrate_database(settings: Settings) -> None:
     from importlib.metadata import version
 
     settings.airflow_services_dir.mkdir(parents=True, exist_ok=True)
-    stamp = settings.airflow_services_dir / f".migrated-{version('apache-airflow-core')}"
-    if stamp.exists() and (settings.airflow_home / "airflow.db").exists():
+    executor = deployed_executor(settings)
+    stamp = settings.airflow_services_dir / f".migrated-{version('apache-airflow-core')}-{executor}"
+    database = settings.postgres_dir if executor == CELERY else settings.airflow_home / "airflow.db"
+    if stamp.exists() and database.exists():
         return
     done = airflow(settings, "db", "migrate", capture=True, timeout=600)
     if done.returncode != 0:

@@ -1,8 +1,13 @@
 """``shopflow up`` / ``down`` / ``status``: the embedded Airflow as supervised background services.
 
-Four processes, as ``airflow standalone`` runs them but each on its own: ``api-server`` (UI,
-REST API and the execution API task processes report to), ``scheduler`` (LocalExecutor: it
-runs the tasks as its children), ``dag-processor`` and ``triggerer`` (deferred sensors).
+With the LocalExecutor (the default), four processes, as ``airflow standalone`` runs them but
+each on its own: ``api-server`` (UI, REST API and the execution API task processes report
+to), ``scheduler`` (it runs the tasks as its children), ``dag-processor`` and ``triggerer``
+(deferred sensors). With ``--executor celery`` (:mod:`shopflow.deploy.topology`), also
+``postgres`` (metadata database, run as the ``postgres`` user, data under
+``$SHOPFLOW_HOME/postgres``), ``redis`` (the broker) and two Celery workers, ``worker-1``
+and ``worker-2``, which run the tasks instead of the scheduler. Ports: the API server's
+(``SHOPFLOW_AIRFLOW_PORT``), then the task and triggerer log servers, Postgres and Redis.
 Each starts in its own session, so its process group holds every child it forks; its pid
 file (``services/<name>.pid``: pid and start time, so a recycled pid is never mistaken for
 it) and its log (``services/<name>.log``) live under ``$SHOPFLOW_HOME/airflow/services``.
@@ -21,34 +26,39 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from shopflow.deploy import infra
 from shopflow.deploy.api import AirflowApi, AirflowUnavailableError, ApiError
 from shopflow.deploy.env import (
     ADMIN_USER,
     admin_password,
     airflow_env,
     airflow_executable,
+    deployed_executor,
+    executor_file,
     migrate_database,
     passwords_file,
+    record_executor,
 )
+from shopflow.deploy.infra import ServiceError
+from shopflow.deploy.topology import CELERY, EXECUTORS, LOCAL, Service, airflow_command, services
 from shopflow.warehouse import WAREHOUSE_POOL
 
 if TYPE_CHECKING:  # pragma: no cover
     from shopflow.settings import Settings
 
-SERVICES = ("api-server", "scheduler", "dag-processor", "triggerer")
+# the LocalExecutor's services (topology.services(executor) has each executor's)
+SERVICES = tuple(s.name for s in services(LOCAL))
+# ports a deployment uses from SHOPFLOW_AIRFLOW_PORT on (free_port_block sizes)
+PORT_BLOCK = {LOCAL: 3, CELERY: 5}
 SHOPFLOW_DAGS = ("shopflow_nightly", "shopflow_retrain")
 # /api/v2/monitor/health names the components this way
 HEALTH_KEYS = {"scheduler": "scheduler", "dag-processor": "dag_processor", "triggerer": "triggerer"}
 START_TIMEOUT_SECONDS = 240.0
 STOP_TIMEOUT_SECONDS = 30.0
-
-
-class ServiceError(RuntimeError):
-    """A service could not be started, or is not running when it must be."""
 
 
 @dataclass(frozen=True)
@@ -61,11 +71,31 @@ class ServiceState:
     log: Path
 
 
-def _command(settings: Settings, name: str) -> list[str]:
-    command = [airflow_executable(), name]
-    if name == "api-server":
+def _command(settings: Settings, service: Service) -> list[str]:
+    if service.name == "postgres":
+        return infra.postgres_command(settings)
+    if service.name == "redis":
+        return infra.redis_command(settings)
+    command = [airflow_executable(), *airflow_command(service, settings.home_queue)]
+    if service.name == "api-server":
         command += ["--port", str(settings.airflow_port), "--host", "127.0.0.1", "--workers", "1"]
+    if service.worker is not None:
+        command += ["--celery-hostname", f"{service.name}@%h"]
+        if service.worker > 1:
+            # one log server per machine (worker-1's): the API server reads the others' logs
+            # from the shared log folder
+            command.append("--skip-serve-logs")
     return command
+
+
+def _service_env(service: Service, env: dict[str, str]) -> dict[str, str]:
+    if service.worker is None:
+        return env
+    return {
+        **env,
+        "SHOPFLOW_WORKER_NAME": service.name,
+        "AIRFLOW__CORE__HOSTNAME_CALLABLE": "shopflow.deploy.hostname.worker_hostname",
+    }
 
 
 def pid_file(settings: Settings, name: str) -> Path:
@@ -100,9 +130,10 @@ def _process(pid: int, started: float):
 
 
 def status(settings: Settings) -> list[ServiceState]:
-    """Each service: its pid (from the pid file) and whether that process is running."""
+    """Each service of the installation's executor: its pid (from the pid file) and whether
+    that process is running."""
     states = []
-    for name in SERVICES:
+    for name in (s.name for s in services(deployed_executor(settings))):
         record = _read_pid(settings, name)
         alive = bool(record and _process(*record))
         states.append(
@@ -173,29 +204,37 @@ def _check_ports(settings: Settings, starting: list[str]) -> None:
     if "api-server" in starting:
         wanted.append((settings.airflow_port, "the API server / UI"))
     worker_logs, triggerer_logs = settings.airflow_log_server_ports
-    if "scheduler" in starting:
+    if "scheduler" in starting and deployed_executor(settings) == LOCAL:
         wanted.append((worker_logs, "the task log server"))
+    if "worker-1" in starting:
+        wanted.append((worker_logs, "the task log server of worker-1"))
     if "triggerer" in starting:
         wanted.append((triggerer_logs, "the triggerer log server"))
+    if "postgres" in starting:
+        wanted.append((settings.postgres_port, "Postgres, the metadata database"))
+    if "redis" in starting:
+        wanted.append((settings.redis_port, "Redis, the Celery broker"))
+    block = PORT_BLOCK[deployed_executor(settings)]
     for port, use in wanted:
         if port_in_use(port):
             raise ServiceError(
-                f"port {port} ({use}) is already in use by another program. Stop it, or choose "
-                f"another port: SHOPFLOW_AIRFLOW_PORT=<free port> (it uses that port and the "
-                f"next two; now {settings.airflow_port}). Nothing was started."
+                f"port {port} ({use}) is already in use by {infra.port_holder(port)}. Stop it, "
+                f"or choose another port: SHOPFLOW_AIRFLOW_PORT=<free port> (it uses that port "
+                f"and the next {block - 1}; now {settings.airflow_port}). Nothing was started."
             )
 
 
-def _start(settings: Settings, name: str, env: dict[str, str]) -> None:
+def _start(settings: Settings, service: Service, env: dict[str, str]) -> None:
     import psutil
 
+    name = service.name
     log = log_file(settings, name)
     with log.open("ab") as handle:
         handle.write(f"\n==== {time.strftime('%Y-%m-%d %H:%M:%S')} starting {name}\n".encode())
         handle.flush()
         process = subprocess.Popen(
-            _command(settings, name),
-            env=env,
+            _command(settings, service),
+            env=_service_env(service, env),
             cwd=settings.project_root,
             stdin=subprocess.DEVNULL,
             stdout=handle,
@@ -242,6 +281,12 @@ def _wait_healthy(settings: Settings, api: AirflowApi, deadline: float) -> None:
                     f"{state.name} stopped while starting; the end of {state.log}:\n"
                     f"{_tail(state.log)}"
                 )
+        if deployed_executor(settings) == CELERY:
+            waiting = infra.workers_not_ready(settings, [s.name for s in status(settings)])
+            if waiting:
+                last = f"Celery workers not ready yet: {', '.join(waiting)}"
+                time.sleep(1.0)
+                continue
         try:
             health = api.health()
             unhealthy = [
@@ -300,27 +345,61 @@ def _prepare(settings: Settings, api: AirflowApi) -> None:
         api.patch(f"/dags/{dag_id}", {"is_paused": False})
 
 
+def _resolve_executor(settings: Settings) -> str:
+    """The executor to run: the one requested, unless another one is up (then an error)."""
+    requested = settings.airflow_executor
+    try:
+        recorded = executor_file(settings).read_text().strip()
+    except FileNotFoundError:
+        recorded = None
+    if requested and recorded in EXECUTORS and recorded != requested:
+        alive = [s for s in status(replace(settings, airflow_executor=recorded)) if s.alive]
+        if alive:
+            raise ServiceError(
+                f"Airflow of {settings.home} is up with the {recorded} executor "
+                f"({', '.join(s.name for s in alive)}), not {requested}: `shopflow down` first"
+            )
+    return requested or (recorded if recorded in EXECUTORS else LOCAL)
+
+
 def up(settings: Settings, say: Callable[[str], None] = print) -> str:
     """Start whatever service is not running, wait until Airflow is healthy and the DAGs are
-    registered and unpaused; returns the UI's URL. Idempotent."""
+    registered and unpaused; returns the UI's URL. Idempotent. The executor is
+    ``settings.airflow_executor`` (``shopflow up --executor``), else the one last started."""
     settings.ensure_dirs()
     settings.airflow_services_dir.mkdir(parents=True, exist_ok=True)
     api = AirflowApi(settings)
     with _lock(settings):
+        executor = _resolve_executor(settings)
+        settings = replace(settings, airflow_executor=executor)
+        wanted = services(executor)
+        if executor == CELERY:
+            infra.check_binaries()
         states = status(settings)
         starting = [s.name for s in states if not s.alive]
         if any(s.alive for s in states if s.name == "api-server"):
             _check_same_port(settings)
         if starting:
             _check_ports(settings, starting)
-            env = airflow_env(settings)
-            if len(starting) == len(SERVICES):
+            # remembered once the checks passed: `shopflow run` and `airflow` calls use it
+            record_executor(settings, executor)
+            env = airflow_env(settings, executor)
+            # the metadata database and the broker first: Airflow's services need them
+            for service in wanted:
+                if service.name in starting and service.name in ("postgres", "redis"):
+                    pid_file(settings, service.name).unlink(missing_ok=True)
+                    infra.prepare(settings, service.name)
+                    _start(settings, service, env)
+                    infra.wait_ready(settings, service.name, log_file(settings, service.name))
+            airflow_starting = [n for n in starting if n not in ("postgres", "redis")]
+            if set(airflow_starting) >= {"api-server", "scheduler"}:
                 say("preparing the Airflow metadata database ...")
                 migrate_database(settings)
-            for name in starting:
-                pid_file(settings, name).unlink(missing_ok=True)
-                _start(settings, name, env)
-            say(f"started {', '.join(starting)}; waiting until Airflow is healthy ...")
+            for service in wanted:
+                if service.name in airflow_starting:
+                    pid_file(settings, service.name).unlink(missing_ok=True)
+                    _start(settings, service, env)
+            say(f"started {', '.join(starting)} ({executor} executor); waiting until healthy ...")
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         _wait_healthy(settings, api, deadline)
         _wait_for_dags(settings, api, deadline)
@@ -350,33 +429,49 @@ def _descendants(process) -> list:
         return []
 
 
-def down(settings: Settings, say: Callable[[str], None] = print) -> list[str]:
-    """Stop every service with its process group and descendants; returns the names stopped.
-    Waits until none of those processes is left (SIGKILL after STOP_TIMEOUT_SECONDS)."""
+# stop order: nothing starts a task while the rest go away (workers and scheduler first);
+# the metadata database and the broker last, once no Airflow process uses them
+STOP_ORDER = (
+    ("worker-1", "worker-2", "scheduler", "triggerer", "dag-processor", "api-server"),
+    ("redis", "postgres"),
+)
+
+
+def _stop(settings: Settings, names: tuple[str, ...]) -> list[str]:
     import psutil
 
+    stopped, doomed = [], []
+    for name in names:
+        record = _read_pid(settings, name)
+        process = _process(*record) if record else None
+        if process is not None:
+            family = [process, *_descendants(process)]
+            # Postgres: SIGINT is its fast shutdown (SIGTERM waits for clients to leave)
+            sig = signal.SIGINT if name == "postgres" else signal.SIGTERM
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, sig)
+            for member in family:
+                with contextlib.suppress(psutil.Error):
+                    member.send_signal(sig)
+            doomed += family
+            stopped.append(name)
+        pid_file(settings, name).unlink(missing_ok=True)
+    _, alive = psutil.wait_procs(doomed, timeout=STOP_TIMEOUT_SECONDS)
+    for member in alive:
+        with contextlib.suppress(psutil.Error):
+            member.kill()
+    psutil.wait_procs(alive, timeout=10)
+    return stopped
+
+
+def down(settings: Settings, say: Callable[[str], None] = print) -> list[str]:
+    """Stop every service (of either executor) with its process group and descendants;
+    returns the names stopped. Waits until none of those processes is left (SIGKILL after
+    STOP_TIMEOUT_SECONDS); Airflow's services first, then Redis and Postgres."""
     stopped = []
     with _lock(settings):
-        doomed = []
-        # the scheduler first: it must not start a task while the others go away
-        for name in ("scheduler", "triggerer", "dag-processor", "api-server"):
-            record = _read_pid(settings, name)
-            process = _process(*record) if record else None
-            if process is not None:
-                family = [process, *_descendants(process)]
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(process.pid, signal.SIGTERM)
-                for member in family:
-                    with contextlib.suppress(psutil.Error):
-                        member.terminate()
-                doomed += family
-                stopped.append(name)
-            pid_file(settings, name).unlink(missing_ok=True)
-        _, alive = psutil.wait_procs(doomed, timeout=STOP_TIMEOUT_SECONDS)
-        for member in alive:
-            with contextlib.suppress(psutil.Error):
-                member.kill()
-        psutil.wait_procs(alive, timeout=10)
+        for names in STOP_ORDER:
+            stopped += _stop(settings, names)
     if stopped:
         say(f"stopped {', '.join(stopped)}")
     return stopped

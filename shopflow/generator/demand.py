@@ -17,6 +17,12 @@ from shopflow.generator.spec import Promotion, ShopSpec
 # Demand level: the profile's orders per customer and day (0.05, ~250k lines for the demo
 # spec, in the wholesale profile), shopflow.generator.profiles.
 YEARLY_GROWTH = 0.15
+# A change of regime (ShopSpec.regime_change): from that day on, orders are this many times
+# as many (a marketplace launch), and the categories' pulls are handed round in reverse order
+# (the most wanted category becomes the least wanted): what sold before is no guide to what
+# sells after. Tree models trained before it do not extrapolate past the demand levels they
+# saw, so a forecaster trained before the change goes stale.
+REGIME_ORDERS_FACTOR = 5.0
 # Monday .. Sunday: Saturday is quiet, Sunday evening and Monday are busy.
 WEEKDAY_FACTORS = (1.12, 1.06, 1.02, 0.98, 0.92, 0.78, 1.12)
 
@@ -61,7 +67,21 @@ def demand_calendar(
     base = spec.customers * profile.orders_per_customer_day
     yearly = _yearly_factor(doy, profile.yearly_amplitude)
     orders = base * weekday * yearly * trend * promo_boost
+    if spec.regime_change is not None:
+        orders, demand = apply_regime_change(spec, orders, demand)
     return DemandCalendar(orders=orders, category_demand=demand, discount=discount)
+
+
+def apply_regime_change(
+    spec: ShopSpec, orders: np.ndarray, demand: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Orders and category demand with the change of regime at ``spec.regime_change``."""
+    first = max((spec.regime_change - spec.start).days, 0)
+    orders = orders.copy()
+    demand = demand.copy()
+    orders[first:] *= REGIME_ORDERS_FACTOR
+    demand[first:] = demand[first:, ::-1]
+    return orders, demand
 
 
 def _yearly_factor(doy: np.ndarray, amplitude: float = 0.12) -> np.ndarray:

@@ -16,6 +16,9 @@ class ShopSpec:
     start: dt.date = dt.date(2025, 1, 1)
     seed: int = 42
     profile: str = "wholesale"  # see shopflow.generator.profiles
+    # a change of regime from this date on (None: none): demand jumps and tastes shift (see
+    # shopflow.generator.demand.apply_regime_change); models trained before it go stale
+    regime_change: dt.date | None = None
 
     def __post_init__(self) -> None:
         from shopflow.generator.profiles import profile_of

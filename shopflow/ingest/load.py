@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from shopflow.ingest.gate import (
+    VOLUME_MIN_HISTORY,
     log_partitions,
     partition_summary,
     quarantine_frame,
@@ -180,7 +181,7 @@ def ingest_landing(settings: Settings, run_date: dt.date) -> IngestResult:
             passing = passing and not outcome.blocked
             loaded.append((entity, changed, outcome))
         build_data_docs(settings)
-        raise_if_blocked(result.reports)
+        raise_if_blocked(result.reports, settings.home)
         for report in result.reports:
             for warning in report.warnings:
                 log.warning("%s: %s", report.batch, warning.message())
@@ -217,18 +218,26 @@ def _validate_entity_in_groups(
     staged_columns = [*CONTRACT[entity], *STAGED_LINEAGE_COLUMNS]
     extra_columns: dict[str, list[str]] = {}
     history = volume_history(con, entity)
+    history_load = _history_load(history, settings)
     row_reports: list[QualityReport] = []
     partition_reports: list[QualityReport] = []
     rows = {p.partition_date: 0 for p in partitions}
     quarantined = 0
     blocked = False
+    if entity == "order_lines":
+        _create_batch_keys(con, [p.partition_date for p in partitions])
     for group in partition_groups(partitions):
         frame = read_partitions(group, entity, settings, extra_columns)
+        if entity == "order_lines":
+            mark_lines_loaded_elsewhere(con, frame)
+            compare_with_history(con, frame, settings)
         reports = validate_entity(
             frame, entity, group, settings, run_name, name_partitions=len(partitions) > 1
         )
         bad = set().union(*(r.quarantined_indexes() for r in reports))
-        summary = partition_summary(con, entity, frame, bad, group, extra_columns, history)
+        summary = partition_summary(
+            con, entity, frame, bad, group, extra_columns, history, history_load=history_load
+        )
         checks = validate_partitions(summary, entity, settings, run_name)
         log_partitions(summary)
         row_reports.extend(reports)
@@ -248,6 +257,110 @@ def _validate_entity_in_groups(
         _release_freed_memory()
     # Row-level reports first, then the partition checks, as for a batch read at once.
     return _EntityOutcome(row_reports + partition_reports, rows, quarantined, blocked)
+
+
+def _history_load(history: dict[dt.date, int], settings: Settings):
+    """Which partitions are history being loaded, whose volume only warns: every partition
+    of a first load (nothing of the entity loaded yet), and those dated before the last
+    loaded partition (a backfill or restatement of the past). None when the configuration
+    says volume blocks history too (``quality.history_volume_severity = "blocking"``)."""
+    if settings.history_volume_severity == "blocking":
+        return None
+    if not history:
+        return lambda day: True
+    last_loaded = max(history)
+    return lambda day: day < last_loaded
+
+
+_BATCH_KEYS = "batch_order_line_keys"
+
+
+def _create_batch_keys(con, replaced_days: list[dt.date]) -> None:
+    """TEMP tables for :func:`mark_lines_loaded_elsewhere`: the dates this batch replaces
+    (their raw rows do not count as loaded) and the keys of its groups read so far."""
+    con.execute("create or replace temp table batch_replaced_days (partition_date date)")
+    con.executemany("insert into batch_replaced_days values (?)", [[d] for d in replaced_days])
+    con.execute(
+        f"create or replace temp table {_BATCH_KEYS} "
+        "(order_id varchar, line_number integer, partition_date date)"
+    )
+
+
+def mark_lines_loaded_elsewhere(con, frame: pd.DataFrame) -> None:
+    """Set ``_other_partition_date`` on each order line whose (order_id, line_number) is
+    already loaded under another date (raw, outside the partitions being replaced), or is in
+    an earlier partition of this batch: the first copy loaded wins, and the suite quarantines
+    the others (rule ``line_under_another_date``), naming file and line. Orders re-sent under
+    a new date are caught here, at the gate, instead of by a dbt test after the load."""
+    from shopflow.ingest.gate import OTHER_PARTITION_COLUMN
+
+    keys = frame[["order_id", "line_number", "_partition_date"]].assign(_position=range(len(frame)))
+    con.register("group_keys", keys)
+    try:
+        other = con.execute(
+            f"""
+            with g as (
+                select _position as position, order_id, line_number, _partition_date as day
+                from group_keys
+            ),
+            loaded as (
+                select order_id, line_number, _partition_date as day from {RAW_SCHEMA}.order_lines
+                where _partition_date not in (select partition_date from batch_replaced_days)
+            ),
+            found as (
+                select g.position, l.day as other from g
+                join loaded l using (order_id, line_number) where l.day <> g.day
+                union all
+                select g.position, b.partition_date from g
+                join {_BATCH_KEYS} b using (order_id, line_number) where b.partition_date < g.day
+                union all
+                select g.position, e.day from g
+                join g e using (order_id, line_number) where e.day < g.day
+            )
+            select position, strftime(min(other), '%Y-%m-%d') from found group by position
+            """
+        ).fetchall()
+        con.execute(
+            f"insert into {_BATCH_KEYS} select distinct order_id, line_number, _partition_date "
+            "from group_keys where order_id is not null and line_number is not null"
+        )
+    finally:
+        con.unregister("group_keys")
+    column = [None] * len(frame)
+    for position, day in other:
+        column[position] = day
+    frame[OTHER_PARTITION_COLUMN] = column
+
+
+def compare_with_history(con, frame: pd.DataFrame, settings: Settings) -> None:
+    """Set ``_quantity_vs_history`` on each order line: its units over the largest line its
+    product had among the lines already loaded (outside the partitions being replaced), that
+    reference raised to the shop's largest line / implausible_line_factor, so the ratio is
+    above the factor only beyond both; null with fewer than VOLUME_MIN_HISTORY days loaded
+    (a first load: too little history to judge by). The suite
+    warns about (or quarantines, setting quality.implausible_line_severity) a line far beyond
+    anything the shop sold, instead of publishing it without a word."""
+    from shopflow.ingest.gate import QUANTITY_VS_HISTORY_COLUMN
+
+    loaded = f"""
+        select * from {RAW_SCHEMA}.order_lines
+        where _partition_date not in (select partition_date from batch_replaced_days)
+    """
+    days = con.execute(f"select count(distinct _partition_date) from ({loaded})").fetchone()[0]
+    largest = con.execute(
+        f"select product_id, max(abs(quantity)) from ({loaded}) group by product_id"
+    ).fetchall()
+    if not largest or days < VOLUME_MIN_HISTORY:  # too little history to judge by
+        frame[QUANTITY_VS_HISTORY_COLUMN] = float("nan")
+        return
+    # A wholesaler's first large order of a slow product is normal: a line is implausible only
+    # beyond the factor times its product's largest line AND beyond the shop's largest line.
+    factor = settings.implausible_line_factor
+    by_product = dict(largest)
+    shop = max(value for _, value in largest) or 1
+    reference = frame["product_id"].map(by_product).fillna(0).clip(lower=shop / factor)
+    ratio = frame["quantity"].astype("Float64").abs() / reference
+    frame[QUANTITY_VS_HISTORY_COLUMN] = ratio.to_numpy("float64", na_value=float("nan"))
 
 
 def _release_freed_memory() -> None:

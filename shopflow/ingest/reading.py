@@ -25,6 +25,9 @@ if TYPE_CHECKING:  # pragma: no cover
 _FETCH_VECTORS = 50
 
 
+_WHOLE_NUMBER_TYPES = ("INTEGER", "BIGINT", "SMALLINT")
+
+
 class LandingFormatError(ValueError):
     """A landing file cannot be read as the contract says (columns, types, encoding)."""
 
@@ -58,7 +61,11 @@ def _check_types(con, columns: dict[str, str], file_column: str, line_expr: str,
 
     def uncastable(name: str, dtype: str) -> str:
         value = f'trim("{name}"::varchar)'
-        return f"(nullif({value}, '') is not null and try_cast({value} as {dtype}) is null)"
+        lost = f"try_cast({value} as {dtype}) is null"
+        if dtype in _WHOLE_NUMBER_TYPES:
+            # DuckDB casts '2.5' to an integer by rounding: a fraction would change silently
+            lost = f"({lost} or try_cast({value} as DOUBLE) <> try_cast({value} as {dtype}))"
+        return f"(nullif({value}, '') is not null and {lost})"
 
     if not typed:
         return
@@ -71,16 +78,26 @@ def _check_types(con, columns: dict[str, str], file_column: str, line_expr: str,
         bad = con.execute(
             f"""
             select {file_column}, {line_expr}, "{name}"::varchar from src
-            where nullif(trim("{name}"::varchar), '') is not null
-              and try_cast(trim("{name}"::varchar) as {dtype}) is null
+            where {uncastable(name, dtype)}
             limit 3
             """
         ).fetchall()
         if bad:
             examples = ", ".join(f"{line_word} {line}: {value!r}" for _, line, value in bad)
+            hint = ""
+            if dtype in _WHOLE_NUMBER_TYPES and any(_is_number(value) for _, _, value in bad):
+                hint = " (whole numbers only: a fraction or a number out of range is not rounded)"
             raise LandingFormatError(
-                f"{bad[0][0]}: column {name} must be {dtype}; bad values at {examples}"
+                f"{bad[0][0]}: column {name} must be {dtype}; bad values at {examples}{hint}"
             )
+
+
+def _is_number(text: str | None) -> bool:
+    try:
+        float(text or "")
+    except ValueError:
+        return False
+    return True
 
 
 def _check_columns(label: str, present: list[str], entity: str, extra_columns: dict) -> None:
@@ -173,6 +190,28 @@ def _fetch_frame(con, sql: str) -> pd.DataFrame:
 _OTHER_DELIMITERS = {";": "';' (semicolon)", "\t": "tabs", "|": "'|' (pipe)"}
 
 
+def _csv_compression(path: Path) -> str:
+    """DuckDB's read_csv compression of a landing CSV file, from its name."""
+    name = path.name.lower()
+    return "gzip" if name.endswith(".gz") else "zstd" if name.endswith(".zst") else "none"
+
+
+def _csv_bytes(path: Path, label: str) -> bytes:
+    """The file's bytes, decompressed when it is a .csv.gz or .csv.zst."""
+    compression = _csv_compression(path)
+    if compression == "none":
+        return path.read_bytes()
+    import pyarrow as pa
+
+    try:
+        with pa.input_stream(str(path), compression=compression) as stream:
+            return stream.read()
+    except (OSError, pa.ArrowException) as exc:
+        raise LandingFormatError(
+            f"{label}: cannot be decompressed as {compression}: {_first_error_line(exc)}"
+        ) from exc
+
+
 def _check_csv_text(path: Path, label: str, entity: str) -> None:
     """Catch what makes a CSV unreadable as a whole, with a message on-call can act on:
     an empty file, bytes that are not UTF-8, another delimiter, a line with too few or too
@@ -180,7 +219,7 @@ def _check_csv_text(path: Path, label: str, entity: str) -> None:
     import csv
     import io
 
-    data = path.read_bytes()
+    data = _csv_bytes(path, label)
     if not data:
         raise LandingFormatError(
             f"{label}: the file is empty (0 bytes); a CSV needs a header line and order lines"
@@ -227,7 +266,8 @@ def _read_csv_file(con, path: Path, label: str, entity: str, extra_columns: dict
     columns = CONTRACT[entity]
     source = (
         f"read_csv('{path}', header = true, all_varchar = true, delim = ',', quote = '\"', "
-        "escape = '\"', strict_mode = true, null_padding = false)"
+        "escape = '\"', strict_mode = true, null_padding = false, "
+        f"compression = '{_csv_compression(path)}')"
     )
     try:
         con.execute(
@@ -314,6 +354,9 @@ def estimate_rows(partition: Partition) -> int:
         if file.suffix.lower() == ".parquet":
             with contextlib.suppress(Exception):  # pyarrow raises several types
                 rows += pq.read_metadata(file).num_rows
+        elif _csv_compression(file) != "none":
+            with contextlib.suppress(Exception):  # reading it reports what is wrong
+                rows += _csv_bytes(file, file.name).count(b"\n")
         else:
             with file.open("rb") as handle:
                 rows += sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))

@@ -64,9 +64,20 @@ class NoChampionError(RuntimeError):
     """Scoring was asked for a model that has no champion."""
 
 
-def champion_or_fail(registry: Registry, model_name: str) -> ModelVersion:
-    """The champion of ``model_name``; :class:`NoChampionError` when there is none."""
-    champion = registry.champion(model_name)
+def champion_or_fail(
+    registry: Registry, model_name: str, run_date: dt.date | None = None
+) -> ModelVersion:
+    """The version that scores ``model_name`` for ``run_date``: the one serving that date by
+    the registry's history (:meth:`Registry.serving_for`), or with no date the current
+    champion; :class:`NoChampionError` when there is none."""
+    if run_date is None:
+        champion = registry.champion(model_name)
+    else:
+        champion, rule = registry.serving_for(model_name, run_date)
+        if champion is not None:
+            log.info("%s for %s: scoring with %s: %s", model_name, run_date, champion.version, rule)
+            if "after that date" in rule:
+                log.warning("%s for %s: %s", model_name, run_date, rule)
     if champion is None:
         raise NoChampionError(
             f"{model_name} has no champion model; run `shopflow retrain --date <date>` "
@@ -113,10 +124,17 @@ def write_predictions(settings, table: str, run_date: dt.date, frame: pd.DataFra
     return len(frame)
 
 
-def score_forecast(settings, run_date: dt.date, registry: Registry | None = None) -> dict:
-    """Forecast every active product for horizons 1..H with the champion forecaster."""
+def score_forecast(
+    settings,
+    run_date: dt.date,
+    registry: Registry | None = None,
+    *,
+    current_champion: bool = False,
+) -> dict:
+    """Forecast every active product for horizons 1..H with the forecaster serving the date
+    (``current_champion``: with today's champion, whatever served the date before)."""
     registry = registry or Registry(settings)
-    champion = champion_or_fail(registry, FORECAST_MODEL)
+    champion = champion_or_fail(registry, FORECAST_MODEL, None if current_champion else run_date)
     model = load_servable(FORECAST_MODEL, registry.verified_artifact_dir(champion))
     baseline = isinstance(model, BaselineForecaster)
     with connect(settings, read_only=True) as con:
@@ -128,6 +146,7 @@ def score_forecast(settings, run_date: dt.date, registry: Registry | None = None
     label = served_label(champion)
     forecast["model_version"] = label
     rows = write_predictions(settings, "demand_forecast", run_date, forecast)
+    registry.record_serving(FORECAST_MODEL, run_date, champion.version)
     log.info("forecast %d products with %s", forecast["product_id"].nunique(), label)
     return {
         "rows": rows,
@@ -137,10 +156,17 @@ def score_forecast(settings, run_date: dt.date, registry: Registry | None = None
     }
 
 
-def score_recommendations(settings, run_date: dt.date, registry: Registry | None = None) -> dict:
-    """Top-K products for every active customer with the champion ranker."""
+def score_recommendations(
+    settings,
+    run_date: dt.date,
+    registry: Registry | None = None,
+    *,
+    current_champion: bool = False,
+) -> dict:
+    """Top-K products for every active customer with the ranker serving the date
+    (``current_champion``: with today's champion, whatever served the date before)."""
     registry = registry or Registry(settings)
-    champion = champion_or_fail(registry, RANKER_MODEL)
+    champion = champion_or_fail(registry, RANKER_MODEL, None if current_champion else run_date)
     ranker = load_servable(RANKER_MODEL, registry.verified_artifact_dir(champion))
     with connect(settings, read_only=True) as con:
         inputs = read_recommend_inputs(con, run_date, settings.active_customer_days, scoring=True)
@@ -162,6 +188,7 @@ def score_recommendations(settings, run_date: dt.date, registry: Registry | None
     label = served_label(champion)
     lists["model_version"] = label
     rows = write_predictions(settings, "recommendations", run_date, lists)
+    registry.record_serving(RANKER_MODEL, run_date, champion.version)
     log.info(
         "recommended for %d active customers with %s, %d others with %s, and %s",
         len(active),

@@ -7,13 +7,14 @@ connection sees one consistent version and needs no lock.
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import duckdb
 import pandas as pd
 
 
-def _published(settings) -> duckdb.DuckDBPyConnection:
-    return duckdb.connect(str(settings.published_db_path), read_only=True)
+def _published(settings, db: Path | None = None) -> duckdb.DuckDBPyConnection:
+    return duckdb.connect(str(db or settings.published_db_path), read_only=True)
 
 
 def published_run_dates(settings) -> list[dt.date]:
@@ -34,11 +35,12 @@ def published_run_dates(settings) -> list[dt.date]:
     return [r[0] for r in rows]
 
 
-def previous_run_date(settings, run_date: dt.date) -> dt.date | None:
-    """The latest published run date before ``run_date`` (None: there is none)."""
-    if not settings.published_db_path.exists():
+def previous_run_date(settings, run_date: dt.date, db: Path | None = None) -> dt.date | None:
+    """The latest published run date before ``run_date`` (None: there is none); ``db``: read
+    that published file instead (a snapshot not yet visible)."""
+    if not (db or settings.published_db_path).exists():
         return None
-    con = _published(settings)
+    con = _published(settings, db)
     try:
         row = con.execute(
             "select max(run_date) from exports.demand_forecast where run_date < ?", [run_date]
@@ -48,11 +50,12 @@ def previous_run_date(settings, run_date: dt.date) -> dt.date | None:
     return row[0] if row else None
 
 
-def published_rows(settings, table: str, run_date: dt.date) -> pd.DataFrame:
-    """The published rows of ``exports.<table>`` for ``run_date`` (none on a new home)."""
-    if not settings.published_db_path.exists():  # a new home's first night: nothing yet
+def published_rows(settings, table: str, run_date: dt.date, db: Path | None = None) -> pd.DataFrame:
+    """The published rows of ``exports.<table>`` for ``run_date`` (none on a new home);
+    ``db``: read that published file instead (a snapshot not yet visible)."""
+    if not (db or settings.published_db_path).exists():  # a new home's first night
         return pd.DataFrame({"model_version": pd.Series([], dtype="object")})
-    con = _published(settings)
+    con = _published(settings, db)
     try:
         return con.execute(f"select * from exports.{table} where run_date = ?", [run_date]).df()
     finally:

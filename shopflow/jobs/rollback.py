@@ -1,18 +1,22 @@
-"""Rolling a model back: the nightly ``check_published`` step and ``shopflow models rollback``.
+"""Checking a new champion before its outputs are exposed, and rolling a model back.
 
-After ``publish_exports``, :func:`check_after_publish` reads the date's published exports and
-the previous published run's and applies the checks of :mod:`ml.postpublish` to every model
-whose version changed since that run (a new champion). If a check fails, the previous run's
-version is restored as champion, the date's exports are rebuilt with it (score, validate,
-publish), the failed version is marked ``rolled_back`` with the reason, and
-:class:`PostPublishCheckError` tells on-call what happened. A manual
-``shopflow models rollback`` runs :func:`rollback_model`, which does the same on request.
+``publish_exports`` runs :func:`publish_checked`: the date's snapshot is built (nothing
+visible yet) and the checks of :mod:`ml.postpublish` are applied to it for every model whose
+version changed since the previous published run (a new champion), comparing with that
+run's rows in the same snapshot. If a check fails, the snapshot is discarded, so analysts
+never see the rejected outputs; the previous run's version is restored as champion, the
+date is scored, validated and published with it, the failed version is marked
+``rolled_back`` with the reason, and :class:`PostPublishCheckError` tells on-call what
+happened. The last task, ``check_published`` (:func:`check_after_publish`), handles what is
+left: a new champion whose scoring failed, so nothing was published. A manual
+``shopflow models rollback`` runs :func:`rollback_model`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+from pathlib import Path
 
 from ml.forecast.model import MODEL_NAME as FORECAST_MODEL
 from ml.postpublish import (
@@ -27,7 +31,7 @@ from ml.promotion import incompatibility
 from ml.serving import served_label
 from shopflow.jobs.nightly import score_forecast, score_recommendations
 from shopflow.jobs.published import previous_run_date, published_rows, published_run_dates
-from shopflow.publish import publish
+from shopflow.publish import PUBLISHED_DB, publish
 from shopflow.quality import validate_predictions
 from shopflow.registry import Registry
 from shopflow.warehouse import connect, features_built_as_of, table_exists
@@ -73,18 +77,21 @@ def _active(settings, run_date: dt.date) -> tuple[set[str], set[str]]:
     return customers, products
 
 
-def changed_models(settings, run_date: dt.date) -> dict[str, tuple[str | None, str | None]]:
+def changed_models(
+    settings, run_date: dt.date, db: Path | None = None
+) -> dict[str, tuple[str | None, str | None]]:
     """Models whose version for ``run_date`` (published, or else the current champion) differs
-    from the previous published run's: model name -> (new version, previous version)."""
-    previous = previous_run_date(settings, run_date)
+    from the previous published run's: model name -> (new version, previous version).
+    ``db``: judge that published file (a snapshot not yet visible) instead."""
+    previous = previous_run_date(settings, run_date, db)
     registry = Registry(settings)
     out = {}
     for name, table in TABLE.items():
-        new = published_version(published_rows(settings, table, run_date))
+        new = published_version(published_rows(settings, table, run_date, db))
         if new is None:
             champion = registry.champion(name)
             new = served_label(champion) if champion else None
-        old = published_version(published_rows(settings, table, previous)) if previous else None
+        old = published_version(published_rows(settings, table, previous, db)) if previous else None
         if new != old:
             out[name] = (new, old)
     return out
@@ -125,17 +132,22 @@ def unpublished_checks(settings, run_date: dt.date, models: list[str]) -> list[C
 
 
 def run_checks(
-    settings, run_date: dt.date, models: list[str], policy: PostPublishPolicy | None = None
+    settings,
+    run_date: dt.date,
+    models: list[str],
+    policy: PostPublishPolicy | None = None,
+    db: Path | None = None,
 ) -> list[CheckResult]:
-    """The post-publish checks of ``models`` on the published exports of ``run_date``."""
+    """The post-publish checks of ``models`` on the published exports of ``run_date`` (or on
+    the published file ``db``: a snapshot not yet visible)."""
     policy = policy or PostPublishPolicy()
-    previous = previous_run_date(settings, run_date)
+    previous = previous_run_date(settings, run_date, db)
     customers, products = _active(settings, run_date)
     results = []
     for name in models:
         table = TABLE[name]
-        today = published_rows(settings, table, run_date)
-        before = published_rows(settings, table, previous) if previous else None
+        today = published_rows(settings, table, run_date, db)
+        before = published_rows(settings, table, previous, db) if previous else None
         if name == FORECAST_MODEL:
             results += check_forecast(
                 today, before, products, policy, horizon_days=settings.forecast_horizon_days
@@ -156,8 +168,8 @@ def republish(settings, run_date: dt.date) -> dict:
             f"cannot rebuild the exports for {run_date}: the warehouse is built as of {built}; "
             f"run `shopflow run --date {run_date}` to republish that date with the champions"
         )
-    forecast = score_forecast(settings, run_date)
-    recommendations = score_recommendations(settings, run_date)
+    forecast = score_forecast(settings, run_date, current_champion=True)
+    recommendations = score_recommendations(settings, run_date, current_champion=True)
     validate_predictions(settings, run_date)
     published = publish(settings, run_date)
     return {
@@ -213,6 +225,25 @@ def check_after_publish(
     }
     if not failed:
         return summary
+    lines = _roll_back(settings, run_date, changed, results, failed, exposed=True)
+    raise PostPublishCheckError("\n".join(lines))
+
+
+def _roll_back(
+    settings,
+    run_date: dt.date,
+    changed: dict[str, tuple[str | None, str | None]],
+    results: list[CheckResult],
+    failed: set[str],
+    *,
+    exposed: bool,
+) -> list[str]:
+    """Restore the previous champion of each failed model and republish the date with it.
+
+    ``exposed``: whether the failing outputs were published (False when they were refused
+    before the swap). Returns the lines of the message for on-call; raises
+    :class:`PostPublishCheckError` when republishing fails.
+    """
     registry = Registry(settings)
     lines, restored = [], []
     for name in sorted(failed):
@@ -226,17 +257,23 @@ def check_after_publish(
             reasons += f"; the previous champion {old} cannot score with this code"
             target = None
         if target is None:
+            outcome = (
+                f"the exports for {run_date} are the failing ones"
+                if exposed
+                else f"nothing was published for {run_date}: yesterday's exports are intact"
+            )
             lines.append(
                 f"{name} {new} failed the post-publish checks for {run_date} ({reasons}); there "
-                "is no previous champion to restore, so it was NOT rolled back and the exports "
-                f"for {run_date} are the failing ones. {RUNBOOK}."
+                f"is no previous champion to restore, so it was NOT rolled back and {outcome}. "
+                f"{RUNBOOK}."
             )
             continue
         registry.rollback(name, new, old, actor="shopflow_nightly check_published", reason=reason)
         restored.append(name)
+        seen = "" if exposed else " Its outputs were checked before publishing and never shown."
         lines.append(
             f"{name} {new} failed the post-publish checks for {run_date} ({reasons}). "
-            f"It was marked rolled_back and {old} (the previous champion) restored."
+            f"It was marked rolled_back and {old} (the previous champion) restored.{seen}"
         )
     if restored:
         try:
@@ -253,7 +290,50 @@ def check_after_publish(
             f"and passed the prediction suites; analysts can use them. Before promoting that "
             f"model again, find out why it failed: {RUNBOOK}."
         )
-    raise PostPublishCheckError("\n".join(lines))
+    return lines
+
+
+class _Rejected(Exception):
+    """The snapshot being published failed the checks of a new champion (internal)."""
+
+    def __init__(self, changed, results, failed):
+        super().__init__(f"rejected: {sorted(failed)}")
+        self.changed, self.results, self.failed = changed, results, failed
+
+
+def publish_checked(settings, run_date: dt.date, policy: PostPublishPolicy | None = None) -> dict:
+    """The ``publish_exports`` step: publish the date, checking new champions' outputs on the
+    built snapshot before it becomes visible.
+
+    A rejected snapshot is never shown: the failing champion is rolled back, the date is
+    scored and published with the previous one, and :class:`PostPublishCheckError` says so.
+    """
+
+    def check(snapshot: Path) -> None:
+        db = snapshot / PUBLISHED_DB
+        changed = changed_models(settings, run_date, db)
+        if not changed:
+            return
+        results = run_checks(settings, run_date, list(changed), policy, db)
+        for r in results:
+            (log.info if r.passed else log.error)("%s %s: %s", r.model_name, r.check, r.detail)
+        failed = {n for n in changed if any(not r.passed for r in results if r.model_name == n)}
+        if failed:
+            raise _Rejected(changed, results, failed)
+        log.info("new champion(s) %s passed the checks before publishing", sorted(changed))
+
+    try:
+        return publish(settings, run_date, check=check)
+    except _Rejected as rejected:
+        lines = _roll_back(
+            settings,
+            run_date,
+            rejected.changed,
+            rejected.results,
+            rejected.failed,
+            exposed=False,
+        )
+        raise PostPublishCheckError("\n".join(lines)) from None
 
 
 def rollback_model(

@@ -27,11 +27,23 @@ from shopflow.warehouse import WAREHOUSE_POOL
 if TYPE_CHECKING:  # pragma: no cover
     from shopflow.settings import Settings
 
+# Airflow's default queue ([operators] default_queue): served by every Celery worker
+ANY_WORKER_QUEUE = "default"
+
 log = logging.getLogger(__name__)
 
 
 def default_args() -> dict:
-    """Task defaults: infrastructure errors are retried; data errors fail fast (run_step)."""
+    """Task defaults: infrastructure errors are retried; data errors fail fast (run_step).
+
+    Every task reads or writes SHOPFLOW_HOME unless it says otherwise, so by default it goes
+    to the home queue (``SHOPFLOW_HOME_QUEUE``, default ``shopflow_home``), which only Celery
+    workers on the machine holding SHOPFLOW_HOME serve; tasks that touch nothing there
+    (``dbt_model`` reads its XCom, ``any_task_failed`` only fails the run) set
+    ``queue=ANY_WORKER_QUEUE`` and may run on any worker. The LocalExecutor ignores queues.
+    """
+    from shopflow.settings import load_settings  # cheap: the standard library only
+
     return {
         "owner": "shopflow",
         "retries": 2,
@@ -39,6 +51,7 @@ def default_args() -> dict:
         "retry_exponential_backoff": True,
         # one slot: tasks touching the warehouse DuckDB file never run concurrently
         "pool": WAREHOUSE_POOL,
+        "queue": load_settings().home_queue,
         # mails on-call when SHOPFLOW_ALERT_EMAILS is set (off by default)
         "on_failure_callback": failure_notifier(),
     }
@@ -83,7 +96,9 @@ def check_dbt_model(report: dict) -> dict:
     """Fail (data error, not retried) when a model of the build or one of its tests failed."""
     problems = list(report["failed_tests"])
     if report["status"] == "skipped":
-        problems.insert(0, "skipped: an upstream model or test failed")
+        upstream = report.get("upstream_failures") or []
+        cause = f" ({'; '.join(upstream)})" if upstream else ""
+        problems.insert(0, f"skipped: an upstream model or test failed{cause}")
     elif report["status"] != "success":
         problems.insert(0, f"{report['status']}: {(report['message'] or '').strip()[:500]}")
     if problems:
@@ -93,7 +108,10 @@ def check_dbt_model(report: dict) -> dict:
 
         message = f"dbt model {report['model']} failed: " + "; ".join(problems)
         raise AirflowFailException(
-            with_guidance(message + ". Full log: $SHOPFLOW_HOME/dbt/logs/dbt.log", "DbtBuildError")
+            with_guidance(
+                f"{message}. Full log: {report.get('log_path', '$SHOPFLOW_HOME/dbt/logs/dbt.log')}",
+                "DbtBuildError",
+            )
         )
     return {"model": report["model"], "seconds": report["seconds"], "tests": report["tests"]}
 
@@ -141,10 +159,32 @@ def validate_predictions(settings: Settings, run_date: dt.date) -> dict:
 
 
 def publish(settings: Settings, run_date: dt.date) -> dict:
-    """Publish the run date's predictions to the exports database and Parquet."""
-    from shopflow.publish import publish as do_publish
+    """Publish the run date's predictions to the exports database and Parquet, checking a new
+    champion's outputs before they become visible (rolled back and republished on failure)."""
+    from shopflow.jobs.rollback import publish_checked
 
-    return do_publish(settings, run_date)
+    return publish_checked(settings, run_date)
+
+
+def record_baselines(settings: Settings, run_date: dt.date) -> dict:
+    """The baselines' forecasts and lists for the date, for live accuracy (jobs.feedback)."""
+    from shopflow.jobs.feedback import record_baselines as record
+
+    return record(settings, run_date)
+
+
+def check_live_accuracy(settings: Settings, run_date: dt.date) -> dict:
+    """Roll back a champion that kept losing to the best baseline on live outcomes."""
+    from shopflow.jobs.feedback import check_live_accuracy as check
+
+    return check(settings, run_date)
+
+
+def write_report(settings: Settings, run_date: dt.date) -> dict:
+    """The night's static HTML report, $SHOPFLOW_HOME/reports/<date>/index.html."""
+    from shopflow.report import write_report as write
+
+    return write(settings, run_date)
 
 
 def check_published(settings: Settings, run_date: dt.date) -> dict:
@@ -208,7 +248,10 @@ NIGHTLY_STEPS: dict[str, Callable[[Settings, dt.date], dict]] = {
     "score_recommendations": score_recommendations,
     "validate_predictions": validate_predictions,
     "publish_exports": publish,
+    "record_baselines": record_baselines,
+    "check_live_accuracy": check_live_accuracy,
     "check_published": check_published,
+    "write_report": write_report,
 }
 
 # keyed by step name; the retrain DAG's build_training_features task runs
@@ -236,10 +279,12 @@ def data_error_types() -> tuple[type[BaseException], ...]:
     from shopflow.jobs.nightly import InvalidPredictionsError, NoChampionError
     from shopflow.jobs.retrain import RetrainNotPossibleError
     from shopflow.jobs.rollback import PostPublishCheckError
+    from shopflow.machine import MachineError
     from shopflow.quality import QualityGateError
     from shopflow.registry import ArtifactIntegrityError
 
     return (
+        MachineError,  # a full disk or a held file: retrying blindly does not help
         LandingFormatError,
         QualityGateError,
         DbtBuildError,
@@ -252,6 +297,26 @@ def data_error_types() -> tuple[type[BaseException], ...]:
     )
 
 
+def _note_unpublished(settings: Settings, run_date: dt.date) -> None:
+    """Say in the night's log which earlier dates never got published, and note this one."""
+    from shopflow.machine import MachineError
+    from shopflow.publish import record_run_started, unpublished_dates
+    from shopflow.warehouse import WarehouseBusyError
+
+    try:
+        missing = [d for d in unpublished_dates(settings) if d != run_date]
+    except (WarehouseBusyError, MachineError) as exc:  # the step itself will say it plainly
+        log.warning("could not list unpublished dates: %s", exc)
+        missing = []
+    if missing:
+        log.warning(
+            "dates that started but were never published: %s; rerun each with "
+            "`shopflow run --date D`",
+            ", ".join(d.isoformat() for d in missing),
+        )
+    record_run_started(settings, run_date)
+
+
 def run_step(step: str, ds: str) -> dict:
     """Entry point for Airflow tasks: run one step for business date ``ds`` (YYYY-MM-DD)."""
     from shopflow.settings import load_settings
@@ -259,16 +324,21 @@ def run_step(step: str, ds: str) -> dict:
     settings = load_settings()
     settings.ensure_dirs()
     run_date = dt.date.fromisoformat(ds)
+    if step == "ingest_landing":  # the first step of a night
+        _note_unpublished(settings, run_date)
     try:
         result = {**NIGHTLY_STEPS, **RETRAIN_STEPS, **DAG_ONLY_STEPS}[step](settings, run_date)
     except Exception as exc:
-        if isinstance(exc, data_error_types()):
+        from shopflow.machine import explain
+
+        error = explain(exc) or exc  # a full disk or a held file, said plainly
+        if isinstance(error, data_error_types()):
             from airflow.sdk.exceptions import AirflowFailException
 
             from shopflow.oncall import failure_message
 
-            message = failure_message(step, ds, exc, settings)  # + what to do, runbook, Data Docs
-            log.error("%s for %s failed on data (not retried):\n%s", step, ds, message)
+            message = failure_message(step, ds, error, settings)  # + what to do, runbook, links
+            log.error("%s for %s failed (not retried):\n%s", step, ds, message)
             raise AirflowFailException(message) from exc
         raise
     log.info("%s for %s: %s", step, ds, result)

@@ -106,7 +106,7 @@ def run_suites(settings: Settings, run_date: dt.date, area: str, frames: dict) -
     for report in reports:
         for warning in report.warnings:
             log.warning("%s: %s", report.batch, warning.message())
-    raise_if_blocked(reports)
+    raise_if_blocked(reports, settings.home)
     return {
         "suites": {
             r.suite: {"evaluated": r.evaluated, "warnings": len(r.warnings)} for r in reports
@@ -118,6 +118,14 @@ def run_suites(settings: Settings, run_date: dt.date, area: str, frames: dict) -
 def validate_predictions(settings: Settings, run_date: dt.date) -> dict:
     """Run the prediction suites; raise QualityGateError on a blocking failure."""
     return run_suites(settings, run_date, "predictions", prediction_frames(settings, run_date))
+
+
+def local_date_sql(column: str, timezone: str) -> str:
+    """SQL for the shop's business date of a UTC timestamp column (as dbt's macro
+    local_date): its local date in ``timezone``."""
+    if timezone == "UTC":
+        return f"cast({column} as date)"
+    return f"cast(timezone('{timezone}', {column} at time zone 'UTC') as date)"
 
 
 def mart_frames(settings: Settings, run_date: dt.date) -> dict:
@@ -148,11 +156,12 @@ def mart_frames(settings: Settings, run_date: dt.date) -> dict:
             """,
             [run_date, run_date],
         ).df()
+        local_date = local_date_sql("ordered_at", settings.timezone)
         reconciliation = con.execute(
-            """
+            f"""
             with raw_days as (
-                select cast(ordered_at as date) as ordered_date, count(*) as raw_rows
-                from raw.order_lines where cast(ordered_at as date) <= ? group by 1
+                select {local_date} as ordered_date, count(*) as raw_rows
+                from raw.order_lines where {local_date} <= ? group by 1
             ),
             mart_days as (
                 select ordered_date, count(*) as mart_rows

@@ -36,6 +36,9 @@ class FailedExpectation:
     unit: str = "row"  # what one row of the validated frame is (suite meta.unit)
     # Index labels of the rows that broke a quarantine rule (empty for other severities).
     row_indexes: tuple = field(default=(), repr=False, compare=False)
+    element_count: int | None = None  # rows of the validated frame: the share's denominator
+    partitions: int | None = None  # landing partitions the broken rows are in (ingest)
+    setting: str | None = None  # the configuration key that changes the rule (meta.setting)
 
     def message(self) -> str:
         """One line in plain words, e.g. ``quantity is never zero: 3 rows break it (e.g. 0)``."""
@@ -104,14 +107,105 @@ class QualityReport:
         return data
 
 
-class QualityGateError(Exception):
-    """Raised by :func:`raise_if_blocked`; ``reports`` holds every report it was given."""
+# Rules of the partitions suite that block on the share of quarantined rows: their cause is
+# the row-level rules that set those rows aside.
+_QUARANTINE_SHARE_COLUMNS = ("quarantined_share", "quarantined_rows")
 
-    def __init__(self, reports: list[QualityReport]):
+
+@dataclass
+class _Finding:
+    """One rule broken for one reason, counted once over every batch that broke it."""
+
+    failure: FailedExpectation
+    count: int = 0
+    total: int = 0
+    partitions: int = 0
+    examples: list = field(default_factory=list)
+
+    def add(self, failure: FailedExpectation) -> None:
+        self.count += failure.unexpected_count or 0
+        self.total += failure.element_count or 0
+        self.partitions += failure.partitions or 0
+        for example in failure.unexpected_examples:
+            if example not in self.examples and len(self.examples) < 3:
+                self.examples.append(example)
+
+    def line(self, label: str) -> str:
+        failure = self.failure
+        if failure.unexpected_count is None:
+            return f"{label}: {failure.message()}"
+        unit = failure.unit if self.count == 1 else _plural(failure.unit)
+        text = f"{label}: {failure.description}"
+        if failure.rule:
+            text += f" (rule {failure.rule})"
+        text += f": {self.count:,}"
+        if self.total:
+            text += f" of {self.total:,} {unit} ({100 * self.count / self.total:.1f} %)"
+        else:
+            text += f" {unit}"
+        if self.partitions:
+            text += f" in {self.partitions:,} partition{'s' if self.partitions != 1 else ''}"
+        if self.examples:
+            text += f", e.g. {', '.join(format_value(v) for v in self.examples)}"
+        return text
+
+
+def _findings(failures) -> list[_Finding]:
+    """Failures grouped by rule (description), largest count first."""
+    grouped: dict[str, _Finding] = {}
+    for failure in failures:
+        grouped.setdefault(failure.description, _Finding(failure)).add(failure)
+    return sorted(grouped.values(), key=lambda f: -f.count)
+
+
+def root_cause(reports: list[QualityReport]) -> list[str]:
+    """The first lines of a failed gate: the cause counted once (rule, rows and partitions
+    with a real percentage, example values), then the setting that changes the rule.
+
+    A partition blocked for its share of quarantined rows is blocked because of the row-level
+    rules that set the rows aside: those are the cause, largest first.
+    """
+    blocking = [f for r in reports if r.blocked for f in r.blocking_failures]
+    if not blocking:
+        return []
+    by_share = [f for f in blocking if f.column in _QUARANTINE_SHARE_COLUMNS]
+    row_level = _findings(f for r in reports for f in r.quarantined)
+    causes = row_level if by_share and row_level else _findings(blocking)
+    lines = [causes[0].line("Cause")]
+    if causes is row_level:
+        share = _findings(by_share)[0]
+        lines.append(
+            f"  so {share.count:,} partition{'s' if share.count != 1 else ''} broke the "
+            f"blocking rule: {share.failure.description}"
+        )
+    lines += [finding.line("Also") for finding in causes[1:3]]
+    settings = [f.failure.setting for f in causes[:3] if f.failure.setting]
+    if causes is row_level:
+        settings += [f.setting for f in by_share[:1] if f.setting]
+    for key in dict.fromkeys(settings):
+        lines.append(
+            f"  Setting: {key} in $SHOPFLOW_HOME/shopflow.toml changes this rule "
+            "(`shopflow config show` prints its value and file)"
+        )
+    return lines
+
+
+class QualityGateError(Exception):
+    """Raised by :func:`raise_if_blocked`; ``reports`` holds every report it was given.
+
+    The message starts with the root cause (:func:`root_cause`), then lists each blocked
+    batch and the row-level problems."""
+
+    def __init__(self, reports: list[QualityReport], home: Path | None = None):
         self.reports = list(reports)
         blocked = [r for r in self.reports if r.blocked]
         noun = "batch" if len(blocked) == 1 else "batches"
         lines = [f"Data quality gate stopped the run: {len(blocked)} {noun} broke blocking rules."]
+        cause = root_cause(self.reports)
+        if home is not None:
+            cause = [line.replace("$SHOPFLOW_HOME", str(home)) for line in cause]
+        lines += cause
+        lines.append("Details:")
         for report in blocked:
             lines.append(f"- {report.batch} (suite {report.suite}):")
             lines += [f"    {f.message()}" for f in report.blocking_failures]
@@ -132,10 +226,11 @@ class QualityGateError(Exception):
         return [r for r in self.reports if r.blocked]
 
 
-def raise_if_blocked(reports: list[QualityReport]) -> None:
-    """Raise :class:`QualityGateError` if any report has a blocking failure; warnings pass."""
+def raise_if_blocked(reports: list[QualityReport], home: Path | None = None) -> None:
+    """Raise :class:`QualityGateError` if any report has a blocking failure; warnings pass.
+    ``home`` (SHOPFLOW_HOME) makes the message's paths real paths."""
     if any(report.blocked for report in reports):
-        raise QualityGateError(reports)
+        raise QualityGateError(reports, home)
 
 
 def reports_dir(settings: Settings) -> Path:

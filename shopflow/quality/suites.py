@@ -15,6 +15,11 @@ Each file is a GX 1.x ExpectationSuite (``name``, ``expectations`` with ``type``
   "product"); messages then say "2 partitions break it".
 * ``meta.id_columns`` on the suite: columns that identify a row (e.g. ``["product_id"]``);
   examples in messages then name the row: ``(product_id='P7', days_present=40)``.
+* Values the shop configures (shopflow.config) are not written into a suite: a kwarg
+  ``{"$setting": "known_currencies"}`` takes the setting's value, a ``{"$setting": "x",
+  "scale": -1}`` its value times -1, ``meta.severity`` may be a ``{"$setting": ...}`` too,
+  and a description names one as ``{max_line_quantity:,}``
+  (Python format syntax), so the rule's words always state the threshold in force.
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ def load_suite_specs(settings: Settings) -> dict[str, dict]:
     """
     specs = {}
     for path in sorted(suites_dir(settings).glob("*.json")):
-        spec = json.loads(path.read_text())
+        spec = apply_settings(json.loads(path.read_text()), settings)
         check_spec(spec, path)
         specs[spec["name"]] = spec
     return specs
@@ -59,9 +64,54 @@ def load_suite_spec(settings: Settings, suite_name: str) -> dict:
     if not path.is_file():
         known = ", ".join(sorted(p.stem for p in suites_dir(settings).glob("*.json"))) or "none"
         raise KeyError(f"no quality suite {suite_name!r} in {path.parent} (known: {known})")
-    spec = json.loads(path.read_text())
+    spec = apply_settings(json.loads(path.read_text()), settings)
     check_spec(spec, path)
     return spec
+
+
+def _setting_value(reference: dict, settings: Settings):
+    name = reference["$setting"]
+    if not hasattr(settings, name):
+        raise ValueError(f"a suite refers to an unknown setting {name!r}")
+    value = getattr(settings, name)
+    if isinstance(value, tuple):
+        return list(value)
+    return value * reference["scale"] if "scale" in reference else value
+
+
+def apply_settings(spec: dict, settings: Settings) -> dict:
+    """The spec with every ``{"$setting": name}`` kwarg and ``{name}`` in a description
+    replaced by the shop's configured value (a new dict; the committed file is unchanged)."""
+
+    def resolve(value):
+        if isinstance(value, dict) and "$setting" in value:
+            return _setting_value(value, settings)
+        return value
+
+    def describe(text: str) -> str:
+        if "{" not in text:
+            return text
+        return text.format(**{name: getattr(settings, name) for name in _names(text)})
+
+    expectations = []
+    entries = spec.get("expectations")
+    if not isinstance(entries, list):
+        return spec  # check_spec names what is wrong
+    for entry in entries:
+        meta = dict(entry.get("meta") or {})
+        if "description" in meta:
+            meta["description"] = describe(meta["description"])
+        if isinstance(meta.get("severity"), dict):  # a severity the shop configures
+            meta["severity"] = _setting_value(meta["severity"], settings)
+        kwargs = {key: resolve(value) for key, value in (entry.get("kwargs") or {}).items()}
+        expectations.append({**entry, "kwargs": kwargs, "meta": meta})
+    return {**spec, "expectations": expectations}
+
+
+def _names(text: str) -> set[str]:
+    import string
+
+    return {field for _, field, _, _ in string.Formatter().parse(text) if field}
 
 
 def check_spec(spec: dict, path: Path) -> None:

@@ -215,6 +215,8 @@ def _failed_expectation(item, config, meta: dict, severity: str) -> FailedExpect
         unexpected_examples=examples[:EXAMPLES_IN_MESSAGE],
         observed=observed,
         rule=meta.get("rule"),
+        element_count=outcome.get("element_count"),
+        setting=meta.get("setting"),
     )
 
 

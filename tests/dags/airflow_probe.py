@@ -113,6 +113,7 @@ def _task(task) -> dict:
         "upstream": sorted(task.upstream_task_ids),
         "downstream": sorted(task.downstream_task_ids),
         "pool": task.pool,
+        "queue": task.queue,
         "pool_slots": task.pool_slots,
         "retries": task.retries,
         "trigger_rule": str(getattr(task.trigger_rule, "value", task.trigger_rule)),

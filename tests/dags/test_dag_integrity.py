@@ -137,6 +137,7 @@ def test_infrastructure_errors_are_retried(probe):
 INGEST, BUILD = "ingest_landing", "build_warehouse"
 MARTS_GATE, PREDICTIONS_GATE = "validate_marts", "validate_predictions"
 ENSURE_MODELS, PUBLISH, CHECK = "ensure_models", "publish_exports", "check_published"
+LIVE_CHECK, REPORT = "check_live_accuracy", "write_report"
 SCORES = ("score_forecast", "score_recommendations")
 
 
@@ -207,9 +208,15 @@ def _watchers(dag: dict) -> set[str]:
 
 
 def test_nightly_checks_the_published_outputs_last_whatever_happened(nightly):
+    # only the report, which publishes nothing, follows (it shows what the checks did)
     watchers = _watchers(nightly)
-    assert ancestors(nightly, CHECK) == set(nightly) - {CHECK} - watchers
-    assert set(nightly[CHECK]["downstream"]) <= watchers
+    assert ancestors(nightly, CHECK) == set(nightly) - {CHECK, REPORT} - watchers
+    assert set(nightly[CHECK]["downstream"]) <= watchers | {REPORT}
+    assert ancestors(nightly, REPORT) == set(nightly) - {REPORT} - watchers
+    assert nightly[REPORT]["trigger_rule"] == "all_done"
+    # a rollback on live outcomes republishes: only after the night's own publish succeeded
+    assert PUBLISH in ancestors(nightly, LIVE_CHECK)
+    assert nightly[LIVE_CHECK]["trigger_rule"] == "all_success"
     # runs after failures too: a new champion that breaks scoring is rolled back as well
     assert nightly[CHECK]["trigger_rule"] == "all_done"
 

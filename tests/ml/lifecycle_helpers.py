@@ -24,7 +24,7 @@ MID = {
 def copy_home(built_home, target):
     """A private copy of the session's built shop (tests mutate registry and exports)."""
     settings, run_date = built_home
-    shutil.copytree(settings.home, target / "home")
+    shutil.copytree(settings.home, target / "home", symlinks=True)  # exports stays a link
     return make_settings(target / "home"), run_date
 
 

@@ -13,13 +13,21 @@ import pytest
 import xgboost as xgb
 
 from ml.forecast.model import FEATURES, DemandForecaster, build_training_frame
+from ml.postpublish import PostPublishPolicy
+from shopflow import snapshots
 from shopflow.dbt import build_warehouse
 from shopflow.jobs.inputs import read_forecast_inputs
 from shopflow.jobs.nightly import InvalidPredictionsError, score_forecast, score_recommendations
-from shopflow.jobs.rollback import PostPublishCheckError, check_after_publish, republish
+from shopflow.jobs.rollback import (
+    PostPublishCheckError,
+    check_after_publish,
+    publish_checked,
+    republish,
+)
+from shopflow.quality import validate_predictions
 from shopflow.registry import ArtifactIntegrityError, Registry
 from shopflow.warehouse import connect
-from tests.ml.lifecycle_helpers import WEAK, copy_home, promote_trained
+from tests.ml.lifecycle_helpers import MID, WEAK, copy_home, promote_trained
 
 FORECAST = "demand_forecast"
 
@@ -130,3 +138,62 @@ def test_a_corrupted_champion_artifact_is_refused_for_scoring(nan_night):
     (champion.artifact_dir / "quantiles.ubj").write_bytes(b"tampered")
     with pytest.raises(ArtifactIntegrityError, match="refusing to score with it"):
         score_forecast(settings, nan_night["day"])
+
+
+@pytest.fixture(scope="module")
+def rejected_night(built_home, tmp_path_factory, monkeypatch_module):
+    """Night D published by weak champions; night D+1 a new forecaster whose outputs fail the
+    checks (a strict shift bound), published through the nightly's publish step. Every swap
+    of ``exports`` is watched: which forecast versions became visible for D+1."""
+    settings, day = copy_home(built_home, tmp_path_factory.mktemp("rejected"))
+    weak = promote_trained(settings, day, WEAK, reason="yesterday's")
+    republish(settings, day)
+    next_day = day + dt.timedelta(days=1)
+    build_warehouse(settings, next_day)
+    new = promote_trained(settings, next_day, {FORECAST: MID[FORECAST]}, reason="new")
+    score_forecast(settings, next_day)
+    score_recommendations(settings, next_day)
+    validate_predictions(settings, next_day)
+    visible_versions = []
+    swap = snapshots._point_exports_at
+
+    def watched(settings_, number):
+        swap(settings_, number)
+        visible_versions.extend(v for v, _, _ in _forecast_rows(settings_, next_day))
+
+    monkeypatch_module.setattr(snapshots, "_point_exports_at", watched)
+    strict = PostPublishPolicy(forecast_total_ratio=1.0000001)
+    with pytest.raises(PostPublishCheckError) as failure:
+        publish_checked(settings, next_day, strict)
+    return {
+        "settings": settings,
+        "day": next_day,
+        "weak": weak[FORECAST],
+        "new": new[FORECAST],
+        "visible": visible_versions,
+        "message": str(failure.value),
+    }
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
+
+
+def test_a_rejected_champion_is_never_visible(rejected_night):
+    assert rejected_night["new"] not in rejected_night["visible"]
+    assert rejected_night["visible"] == [rejected_night["weak"]]
+
+
+def test_a_rejected_champion_is_rolled_back_and_the_date_published_with_the_previous(
+    rejected_night,
+):
+    registry = Registry(rejected_night["settings"])
+    assert registry.champion(FORECAST).version == rejected_night["weak"]
+    assert registry.get(FORECAST, rejected_night["new"]).status == "rolled_back"
+    [(version, rows, nans)] = _forecast_rows(rejected_night["settings"], rejected_night["day"])
+    assert (version, nans) == (rejected_night["weak"], 0) and rows > 0
+    message = rejected_night["message"]
+    assert "checked before publishing and never shown" in message
+    assert f"The exports for {rejected_night['day']} were rebuilt" in message

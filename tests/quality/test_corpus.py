@@ -185,46 +185,76 @@ _SHIFTED_OFF = _SHIFTED_DATES[_SHIFTED_DATES != DAY.isoformat()]
 _PRICED = corpus_lines("many_negative_prices")
 _NEGATIVE = _PRICED["unit_price"].astype(float)[lambda price: price < 0]
 
+SETTING = (
+    "  Setting: {key} in $SHOPFLOW_HOME/shopflow.toml changes this rule (`shopflow config show` "
+    "prints its value and file)\n"
+)
+VOLUME_DROP = (
+    "no sudden volume drop: a partition has more than 10% of its usual rows (shown as rows / "
+    "usual rows)"
+)
+VOLUME_SPIKE = (
+    "no sudden volume spike: a partition has less than 10x its usual rows (shown as rows / "
+    "usual rows)"
+)
+SHARE_RULE = "at most 5% of a partition's rows are quarantined (shown as the quarantined share)"
+
+
+def _volume_case(rule: str, key: str, ratio: str) -> str:
+    """A volume block: the cause first (counted once, with its share), then the details."""
+    example = f"(partition_date='{DAY}', volume_ratio={ratio})"
+    return (
+        "Data quality gate stopped the run: 1 batch broke blocking rules.\n"
+        f"Cause: {rule}: 1 of 1 partition (100.0 %), e.g. {example}\n"
+        + SETTING.format(key=key)
+        + "Details:\n"
+        f"- {FOLDER} ({CSV}) (suite landing_partitions):\n"
+        f"    {rule}: 1 partition breaks it (e.g. {example})"
+    )
+
+
+def _share_case(cause: str, rule: str, count: int, total: int, examples, details: str) -> str:
+    """A block for the share of quarantined rows: the row rule behind it first."""
+    share = round(count / total, 4)
+    return (
+        "Data quality gate stopped the run: 1 batch broke blocking rules.\n"
+        f"Cause: {cause} (rule {rule}): {count} of {total} rows ({100 * count / total:.1f} %) "
+        f"in 1 partition, e.g. {', '.join(list(dict.fromkeys(examples[:5]))[:3])}\n"
+        f"  so 1 partition broke the blocking rule: {SHARE_RULE}\n"
+        + SETTING.format(key="quality.max_quarantined_share")
+        + "Details:\n"
+        f"- {FOLDER} ({CSV}) (suite landing_partitions):\n"
+        f"    {SHARE_RULE}: 1 partition breaks it "
+        f"(e.g. (partition_date='{DAY}', quarantined_share={share:g}))\n"
+        "Row-level problems (quarantined when the rest of the batch passes):\n"
+        f"- {FOLDER} (suite landing_order_lines):\n"
+        f"    {details}"
+    )
+
+
+_SHIFTED_EXAMPLES = [f"('{date}', '{DAY}')" for date in _SHIFTED_OFF]
+_PRICE_EXAMPLES = [f"{price:g}" for price in _NEGATIVE]
 GATE_CASES = {
-    "header_only": (
-        "Data quality gate stopped the run: 1 batch broke blocking rules.\n"
-        f"- {FOLDER} ({CSV}) (suite landing_partitions):\n"
-        "    no sudden volume drop: a partition has more than 10% of the trailing 28-day "
-        "average of rows (shown as rows / average): 1 partition breaks it (e.g. 0)"
+    "header_only": _volume_case(VOLUME_DROP, "quality.volume_drop_ratio", "0"),
+    "volume_drop_90pct": _volume_case(VOLUME_DROP, "quality.volume_drop_ratio", "0.04"),
+    "volume_spike_10x": _volume_case(VOLUME_SPIKE, "quality.volume_spike_ratio", "51.88"),
+    "timestamps_from_another_date": _share_case(
+        "ordered_at falls on the partition's date (UTC; shown as ordered date, partition date)",
+        "ordered_at_outside_partition_date",
+        len(_SHIFTED_OFF),
+        len(_SHIFTED),
+        _SHIFTED_EXAMPLES,
+        "ordered_at falls on the partition's date (UTC; shown as ordered date, partition "
+        f"date): {rows_break_it(len(_SHIFTED_OFF))} (e.g. {', '.join(_SHIFTED_EXAMPLES[:5])})",
     ),
-    "volume_drop_90pct": (
-        "Data quality gate stopped the run: 1 batch broke blocking rules.\n"
-        f"- {FOLDER} ({CSV}) (suite landing_partitions):\n"
-        "    no sudden volume drop: a partition has more than 10% of the trailing 28-day "
-        "average of rows (shown as rows / average): 1 partition breaks it (e.g. 0.04)"
-    ),
-    "volume_spike_10x": (
-        "Data quality gate stopped the run: 1 batch broke blocking rules.\n"
-        f"- {FOLDER} ({CSV}) (suite landing_partitions):\n"
-        "    no sudden volume spike: a partition has less than 10x the trailing 28-day "
-        "average of rows (shown as rows / average): 1 partition breaks it (e.g. 57.62)"
-    ),
-    "timestamps_from_another_date": (
-        "Data quality gate stopped the run: 1 batch broke blocking rules.\n"
-        f"- {FOLDER} ({CSV}) (suite landing_partitions):\n"
-        "    at most 5% of a partition's rows are quarantined (shown as the quarantined share): "
-        f"1 partition breaks it (e.g. {round(len(_SHIFTED_OFF) / len(_SHIFTED), 4):g})\n"
-        "Row-level problems (quarantined when the rest of the batch passes):\n"
-        f"- {FOLDER} (suite landing_order_lines):\n"
-        "    ordered_at falls on the partition's date (UTC; shown as ordered date, partition "
-        f"date): {rows_break_it(len(_SHIFTED_OFF))} (e.g. "
-        + ", ".join(f"('{date}', '{DAY}')" for date in _SHIFTED_OFF[:5])
-        + ")"
-    ),
-    "many_negative_prices": (
-        "Data quality gate stopped the run: 1 batch broke blocking rules.\n"
-        f"- {FOLDER} ({CSV}) (suite landing_partitions):\n"
-        "    at most 5% of a partition's rows are quarantined (shown as the quarantined share): "
-        f"1 partition breaks it (e.g. {round(len(_NEGATIVE) / len(_PRICED), 4):g})\n"
-        "Row-level problems (quarantined when the rest of the batch passes):\n"
-        f"- {FOLDER} (suite landing_order_lines):\n"
-        f"    unit_price is never negative: {rows_break_it(len(_NEGATIVE))} "
-        f"(e.g. {', '.join(f'{price:g}' for price in _NEGATIVE[:5])})"
+    "many_negative_prices": _share_case(
+        "unit_price is never negative",
+        "negative_price",
+        len(_NEGATIVE),
+        len(_PRICED),
+        _PRICE_EXAMPLES,
+        f"unit_price is never negative: {rows_break_it(len(_NEGATIVE))} "
+        f"(e.g. {', '.join(_PRICE_EXAMPLES[:5])})",
     ),
 }
 
@@ -236,7 +266,8 @@ def test_a_batch_breaking_a_blocking_rule_is_blocked_and_nothing_changes(baselin
     outcome = run_case(baseline, tmp_path, case)
 
     assert isinstance(outcome.error, QualityGateError)
-    assert gate_message(outcome.error) == GATE_CASES[case]
+    message = gate_message(outcome.error).replace(str(outcome.settings.home), "$SHOPFLOW_HOME")
+    assert message == GATE_CASES[case]
     assert day_rows(outcome.settings) == 0
     assert quarantine(outcome.settings) == []
     assert published(outcome.settings) == before

@@ -71,3 +71,24 @@ def test_a_skipped_model_fails_naming_the_reason():
     }
     with pytest.raises(AirflowFailException, match="skipped: an upstream model or test failed"):
         check_dbt_model(report)
+
+
+def test_a_skipped_model_names_the_failure_upstream_and_the_real_log_path(tmp_path):
+    log = str(tmp_path / "dbt" / "logs" / "dbt.log")
+    report = {
+        "model": "dim_products",
+        "status": "skipped",
+        "message": None,
+        "seconds": 0,
+        "failed_tests": [],
+        "tests": 0,
+        "upstream_failures": ["accepted_values_fct_order_lines_currency: Got 1 result"],
+        "log_path": log,
+    }
+    with pytest.raises(AirflowFailException) as failure:
+        check_dbt_model(report)
+    assert str(failure.value).startswith(
+        "dbt model dim_products failed: skipped: an upstream model or test failed "
+        "(accepted_values_fct_order_lines_currency: Got 1 result). "
+        f"Full log: {log}"
+    )

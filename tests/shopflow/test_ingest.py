@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import shutil
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from shopflow import landing
@@ -183,6 +185,113 @@ def test_csv_with_a_bad_number_names_line_and_value(settings):
     assert "column quantity must be INTEGER; bad values at line 3: 'three'" in str(failure.value)
 
 
+@pytest.mark.parametrize(
+    ("value", "line"), [("2.5", 3), ("3000000000", 3)], ids=["fraction", "overflow"]
+)
+def test_a_number_that_would_change_on_the_way_in_names_line_and_value(settings, value, line):
+    generate_shop(SPEC, settings.landing_dir)
+    day = SPEC.start
+    folder = settings.landing_dir / "order_lines" / day.isoformat()
+    frame = _lines(settings, day).astype({"quantity": "object"})
+    frame.loc[1, "quantity"] = value
+    (folder / "part-0.parquet").unlink()
+    frame.to_csv(folder / "orders.csv", index=False)
+    with pytest.raises(LandingFormatError) as failure:
+        ingest_landing(settings, day)
+    assert str(failure.value) == (
+        f"landing/order_lines/{day}/orders.csv: column quantity must be INTEGER; bad values at "
+        f"line {line}: '{value}' (whole numbers only: a fraction or a number out of range is "
+        "not rounded)"
+    )
+
+
+@pytest.mark.parametrize("compression", ["gzip", "zstd"])
+def test_compressed_csv_loads_like_plain_csv(settings, compression):
+    generate_shop(SPEC, settings.landing_dir)
+    day = SPEC.start
+    folder = settings.landing_dir / "order_lines" / day.isoformat()
+    frame = _lines(settings, day)
+    (folder / "part-0.parquet").unlink()
+    suffix = {"gzip": "gz", "zstd": "zst"}[compression]
+    with pa.CompressedOutputStream(str(folder / f"orders.csv.{suffix}"), compression) as out:
+        out.write(frame.to_csv(index=False).encode())
+
+    result = ingest_landing(settings, day)
+
+    assert result.rows["order_lines"] == len(frame)
+    assert _raw_counts(settings)["rows"] == {day: len(frame)}
+
+
+def _quarantined(settings) -> list[tuple]:
+    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+    try:
+        return con.execute(
+            "select partition_date, source_file, source_line, rule from quality.quarantine "
+            "order by all"
+        ).fetchall()
+    finally:
+        con.close()
+
+
+def test_lines_already_loaded_under_another_date_are_named_by_file_and_line(settings):
+    generate_shop(SPEC, settings.landing_dir)
+    first, second = SPEC.start, SPEC.start + dt.timedelta(days=1)
+    ingest_landing(settings, first)
+    # a line of the first day sent again with the second day's lines, its timestamp moved
+    again = _lines(settings, first).head(1)
+    later = _lines(settings, second)
+    again = again.assign(ordered_at=later["ordered_at"].iloc[0])
+    write_partition(pd.concat([later, again]), settings.landing_dir, "order_lines", second)
+
+    ingest_landing(settings, second)
+
+    file = f"landing/order_lines/{second}/part-0.parquet"
+    assert _quarantined(settings) == [(second, file, len(later) + 1, "line_under_another_date")]
+
+
+def test_a_day_sent_again_under_a_new_date_is_blocked_with_that_cause_first(settings):
+    generate_shop(SPEC, settings.landing_dir)
+    first, second = SPEC.start, SPEC.start + dt.timedelta(days=1)
+    ingest_landing(settings, first)
+    resent = _lines(settings, first)
+    resent = resent.assign(ordered_at=resent["ordered_at"] + pd.Timedelta(days=1))
+    write_partition(resent, settings.landing_dir, "order_lines", second)
+
+    with pytest.raises(QualityGateError) as blocked:
+        ingest_landing(settings, second)
+
+    assert str(blocked.value).splitlines()[1] == (
+        "Cause: an order line (order_id, line_number) is loaded under one date only: a line "
+        "already loaded, or in an earlier partition of the batch, is not loaded again under "
+        "another date (shown as the date it is under) (rule line_under_another_date): "
+        f"{len(resent)} of {len(resent)} rows (100.0 %) in 1 partition, e.g. '{first}'"
+    )
+
+
+@pytest.mark.parametrize("severity", ["warning", "quarantine"])
+def test_a_line_far_beyond_anything_the_shop_sold_is_reported_per_config(settings, severity):
+    settings = dataclasses.replace(settings, implausible_line_severity=severity)
+    generate_shop(SPEC, settings.landing_dir)
+    # a week of history to judge by, then a day with one absurd line
+    first, second = SPEC.start + dt.timedelta(days=6), SPEC.start + dt.timedelta(days=7)
+    ingest_landing(settings, first)
+    lines = _lines(settings, second)
+    lines.loc[0, "quantity"] = 1_000_000_000
+    write_partition(lines, settings.landing_dir, "order_lines", second)
+
+    result = ingest_landing(settings, second)
+
+    file = f"landing/order_lines/{second}/part-0.parquet"
+    rule = "a line stays within 100x the largest line its product had before or within the shop's"
+    if severity == "warning":
+        warned = [w.message() for r in result.reports for w in r.warnings]
+        (implausible,) = [m for m in warned if m.startswith(rule)]
+        assert ": 1 row breaks it (e.g. " in implausible  # the absurd line, and only it
+        assert _quarantined(settings) == []
+    else:
+        assert _quarantined(settings) == [(second, file, 1, "implausible_quantity")]
+
+
 def test_no_partition_at_all_is_a_clear_error(settings):
     with pytest.raises(LandingFormatError) as failure:
         ingest_landing(settings, dt.date(2025, 1, 1))
@@ -279,7 +388,9 @@ VOLUME_SPEC = ShopSpec(customers=400, products=30, days=16, start=dt.date(2025, 
 
 def _volume_gate(settings, max_rows: int, monkeypatch) -> tuple[list, list]:
     """Ingest VOLUME_SPEC with a 15x spike on day 12 in groups of ``max_rows``: the blocked
-    reports (batch, messages) and the order lines' groups (first and last date)."""
+    reports (batch, messages) and the order lines' groups (first and last date). A first load
+    only warns on volume unless configured to block (as here)."""
+    settings = dataclasses.replace(settings, history_volume_severity="blocking")
     generate_shop(VOLUME_SPEC, settings.landing_dir)
     day = VOLUME_SPEC.start + dt.timedelta(days=11)
     lines = _lines(settings, day)
@@ -309,11 +420,39 @@ def test_volume_checks_across_group_boundaries_match_one_group(settings, tmp_pat
         (
             f"landing/order_lines/{spike_day} (landing/order_lines/{spike_day}/part-0.parquet)",
             [
-                "no sudden volume spike: a partition has less than 10x the trailing 28-day "
-                "average of rows (shown as rows / average): 1 partition breaks it (e.g. 16.79)"
+                "no sudden volume spike: a partition has less than 10x its usual rows (shown "
+                "as rows / usual rows): 1 partition breaks it "
+                f"(e.g. (partition_date='{spike_day}', volume_ratio=16.79))"
             ],
         )
     ]
+
+
+def test_a_first_load_of_history_warns_on_volume_and_a_later_night_blocks(settings):
+    generate_shop(VOLUME_SPEC, settings.landing_dir)
+    quiet = VOLUME_SPEC.start + dt.timedelta(days=11)
+    lines = _lines(settings, quiet)
+    write_partition(lines.head(2), settings.landing_dir, "order_lines", quiet)  # a closure
+    history_end = VOLUME_SPEC.start + dt.timedelta(days=13)
+
+    first = ingest_landing(settings, history_end)  # the history loads, with a warning
+
+    warnings = [w.message() for r in first.reports for w in r.warnings]
+    assert any(
+        m.startswith("history, not blocked: a partition of a first load or backfill has more")
+        and f"partition_date='{quiet}'" in m
+        for m in warnings
+    )
+    night = history_end + dt.timedelta(days=1)
+    lines = _lines(settings, night)
+    write_partition(lines.head(2), settings.landing_dir, "order_lines", night)
+    with pytest.raises(QualityGateError) as blocked:
+        ingest_landing(settings, night)  # a night after the history: the drop blocks
+    assert (
+        str(blocked.value)
+        .splitlines()[1]
+        .startswith("Cause: no sudden volume drop: a partition has more than 10% of its usual rows")
+    )
 
 
 def test_unchanged_partitions_are_recognised_without_reading_them(settings, monkeypatch):

@@ -154,6 +154,18 @@ CONTRACT = {
         "code_version VARCHAR null",
         ["model_name", "version"],
     ),
+    "forecast_accuracy": (
+        "run_date DATE, model_name VARCHAR, model_version VARCHAR null, horizon_bucket VARCHAR, "
+        "volume_tier VARCHAR, metric VARCHAR, value DOUBLE null, products BIGINT, "
+        "actual_units DOUBLE, evaluated_through DATE",
+        ["run_date", "model_name", "horizon_bucket", "volume_tier", "metric"],
+    ),
+    "recommendation_outcomes": (
+        "run_date DATE, model_name VARCHAR, model_version VARCHAR null, reason VARCHAR, "
+        "metric VARCHAR, value DOUBLE null, customers BIGINT, hits BIGINT, "
+        "evaluated_through DATE",
+        ["run_date", "model_name", "reason", "metric"],
+    ),
 }
 
 
@@ -181,3 +193,66 @@ def test_published_tables_have_the_output_contract(settings):
     }
     assert published == {table: spec for table, (spec, _) in CONTRACT.items()}
     assert dict(keys) == {table: key for table, (_, key) in CONTRACT.items()}
+
+
+def test_a_publish_is_one_snapshot_behind_the_exports_symlink(settings):
+    _predict(settings, DAY)
+    publish.publish(settings, DAY)
+    assert settings.exports_dir.is_symlink()
+    first = settings.exports_dir.resolve()
+    snapshots_before = sorted((settings.home / ".snapshots").iterdir())
+    later = DAY + dt.timedelta(days=1)
+    _predict(settings, later)
+    seen = []
+
+    def refuse(snapshot):
+        seen.append(sorted(p.name for p in (snapshot / "recommendations").iterdir()))
+        raise ValueError("refused by the check")
+
+    with pytest.raises(ValueError, match="refused"):
+        publish.publish(settings, later, check=refuse)
+    assert seen == [[f"run_date={DAY}", f"run_date={later}"]]  # the check saw the whole date
+    assert settings.exports_dir.resolve() == first  # and nothing changed for readers
+    assert sorted((settings.home / ".snapshots").iterdir()) == snapshots_before
+    publish.publish(settings, later)
+    names = sorted(p.name for p in (settings.exports_dir / "recommendations").iterdir())
+    assert names == [f"run_date={DAY}", f"run_date={later}"]  # no staging folder among them
+    old = first / "recommendations" / f"run_date={DAY}" / "part-0.parquet"
+    new = settings.exports_dir / "recommendations" / f"run_date={DAY}" / "part-0.parquet"
+    assert old.stat().st_ino == new.stat().st_ino  # unchanged dates are hard links, not copies
+
+
+def test_dates_started_or_scored_but_never_published_are_listed(settings):
+    started = DAY + dt.timedelta(days=5)
+    scored = DAY + dt.timedelta(days=1)
+    publish.record_run_started(settings, started)
+    publish.record_run_started(settings, DAY)
+    _predict(settings, DAY)
+    _predict(settings, scored)
+    assert publish.unpublished_dates(settings) == [DAY, scored, started]
+    publish.publish(settings, DAY)
+    assert publish.unpublished_dates(settings) == [scored, started]
+
+
+def test_every_published_table_and_column_explains_itself(settings):
+    _predict(settings, DAY)
+    publish.publish(settings, DAY)
+
+    tables = dict(
+        _published(
+            settings,
+            "select table_name, comment from duckdb_tables() where schema_name = 'exports'",
+        )
+    )
+    columns = _published(
+        settings,
+        "select table_name, column_name, comment from duckdb_columns() "
+        "where schema_name = 'exports'",
+    )
+    docs = publish.export_descriptions(settings)
+
+    assert set(tables) == set(publish.EXPORT_SCHEMAS)
+    assert all(tables[t] == docs[t]["description"] and tables[t] for t in tables)
+    assert [(t, c) for t, c, comment in columns if not comment] == []
+    score = next(comment for t, c, comment in columns if (t, c) == ("recommendations", "score"))
+    assert score.startswith("How strongly the model ranks the product for this customer")

@@ -187,9 +187,9 @@ def test_a_clean_frame_passes_every_rule(settings):
     assert report.success is True
     assert report.blocked is False
     assert (report.blocking_failures, report.warnings, report.quarantined) == ([], [], [])
-    assert report.evaluated == 15
+    assert report.evaluated == 17  # with line_under_another_date and implausible_quantity
     assert report.summary().splitlines()[0] == (
-        f"Quality check of {BATCH} against suite landing_order_lines: all 15 rules hold"
+        f"Quality check of {BATCH} against suite landing_order_lines: all 17 rules hold"
     )
 
 
@@ -409,11 +409,13 @@ def test_the_partitions_suite_blocks_volume_and_quarantine_share_and_warns_extra
 ):
     summary = pd.DataFrame(
         {
-            "rows": [100, 10, 50, 5, 30],
-            "quarantined_rows": [6, 2, 0, 0, 0],
-            "quarantined_share": [0.06, 0.2, 0.0, 0.0, 0.0],
-            "volume_ratio": [1.0, 1.0, 10.0, 0.1, None],
-            "extra_columns": [None, None, None, None, "discount"],
+            "partition_date": [f"2025-03-0{day}" for day in range(1, 8)],
+            "rows": [100, 10, 50, 5, 30, 40, 40],
+            "quarantined_rows": [6, 2, 0, 0, 0, 0, 0],
+            "quarantined_share": [0.06, 0.2, 0.0, 0.0, 0.0, 0.0, 0.0],
+            "volume_ratio": [1.0, 1.0, 10.0, 0.1, None, None, None],
+            "history_volume_ratio": [None, None, None, None, None, 0.09, 1.0],
+            "extra_columns": [None, None, None, None, "discount", None, None],
         }
     )
 
@@ -424,8 +426,15 @@ def test_the_partitions_suite_blocks_volume_and_quarantine_share_and_warns_extra
     drop = summary.loc[summary["volume_ratio"] <= 0.1, "volume_ratio"]
     extra = summary.loc[summary["extra_columns"].notna(), "extra_columns"]
 
+    history_drop = summary.loc[summary["history_volume_ratio"] <= 0.1, "history_volume_ratio"]
+
     def broken(values: pd.Series) -> str:
-        examples = ", ".join(shown(v) for v in values)
+        # examples name their partition (the suite's id_columns)
+        column = values.name
+        examples = ", ".join(
+            f"(partition_date={summary.loc[i, 'partition_date']!r}, {column}={shown(v)})"
+            for i, v in values.items()
+        )
         return f"{rows_break_it(len(values), 'partition')} (e.g. {examples})"
 
     report = quality.validate_frame(
@@ -437,14 +446,17 @@ def test_the_partitions_suite_blocks_volume_and_quarantine_share_and_warns_extra
         + broken(share),
         "at most 1 row of a partition under 20 rows is quarantined (shown as the quarantined "
         "rows): " + broken(small),
-        "no sudden volume spike: a partition has less than 10x the trailing 28-day average of "
-        "rows (shown as rows / average): " + broken(spike),
-        "no sudden volume drop: a partition has more than 10% of the trailing 28-day average "
-        "of rows (shown as rows / average): " + broken(drop),
+        "no sudden volume spike: a partition has less than 10x its usual rows (shown as "
+        "rows / usual rows): " + broken(spike),
+        "no sudden volume drop: a partition has more than 10% of its usual rows (shown as "
+        "rows / usual rows): " + broken(drop),
     ]
     assert [f.message() for f in report.warnings] == [
+        "history, not blocked: a partition of a first load or backfill has more than 10% of "
+        "its usual rows (shown as rows / usual rows): " + broken(history_drop),
+        # a null-expectation's examples are its values (GX names no row for it)
         "files carry only the landing contract's columns (extra columns are ignored): "
-        + broken(extra)
+        f"{rows_break_it(1, 'partition')} (e.g. {shown(extra.iloc[0])})",
     ]
 
 
@@ -552,10 +564,12 @@ def test_raise_if_blocked_names_batch_rule_data_docs_page_and_row_problems(setti
     )
     summary = pd.DataFrame(
         {
+            "partition_date": ["2025-03-01"],
             "rows": [len(rows)],
             "quarantined_rows": [len(zeros)],
             "quarantined_share": [round(len(zeros) / len(rows), 4)],
             "volume_ratio": [None],
+            "history_volume_ratio": [None],
             "extra_columns": [None],
         }
     )
@@ -568,9 +582,16 @@ def test_raise_if_blocked_names_batch_rule_data_docs_page_and_row_problems(setti
 
     assert str(caught.value) == (
         "Data quality gate stopped the run: 1 batch broke blocking rules.\n"
+        # the cause first, counted once with a real percentage
+        f"Cause: quantity is never zero (rule zero_quantity): {len(zeros)} of {len(rows)} rows "
+        f"({100 * len(zeros) / len(rows):.1f} %), e.g. 0\n"
+        "  so 1 partition broke the blocking rule: at most 1 row of a partition under 20 rows "
+        "is quarantined (shown as the quarantined rows)\n"
+        "Details:\n"
         "- landing/order_lines/2025-03-01 (suite landing_partitions):\n"
         "    at most 1 row of a partition under 20 rows is quarantined (shown as the "
-        f"quarantined rows): {rows_break_it(len(summary), 'partition')} (e.g. {len(zeros)})\n"
+        f"quarantined rows): {rows_break_it(len(summary), 'partition')} "
+        f"(e.g. (partition_date='2025-03-01', quarantined_rows={len(zeros)}))\n"
         f"    Data Docs: {broken.data_docs_path}\n"
         "Row-level problems (quarantined when the rest of the batch passes):\n"
         f"- {BATCH} (suite landing_order_lines):\n"

@@ -113,3 +113,63 @@ def test_rollback_restores_the_given_version_in_one_step(settings, tmp_path):
         old.version: ("champion", f"restored after rollback of {new.version}"),
         new.version: ("rolled_back", "NaN"),
     }
+
+
+def test_a_copied_home_scores_with_its_own_artifacts_and_refuses_a_corrupted_one(
+    settings, tmp_path
+):
+    import shutil
+
+    from tests.conftest import make_settings
+
+    version = _register(Registry(settings), tmp_path, b"good")
+    copy = make_settings(shutil.copytree(settings.home, tmp_path / "elsewhere", symlinks=True))
+    copied = Registry(copy).get("demand_forecast", version.version)
+    assert copied.artifact_dir == copy.models_dir / "demand_forecast" / version.version
+    (version.artifact_dir / "model.ubj").write_bytes(b"the original changed")  # not the copy's
+    assert Registry(copy).verified_artifact_dir(copied) == copied.artifact_dir
+    (copied.artifact_dir / "model.ubj").write_bytes(b"tampered")
+    with pytest.raises(ArtifactIntegrityError, match="does not match the registered"):
+        Registry(copy).verified_artifact_dir(copied)
+
+
+def test_absolute_artifact_paths_of_older_registries_become_relative(settings, tmp_path):
+    import duckdb
+
+    version = _register(Registry(settings), tmp_path, b"old")
+    con = duckdb.connect(str(settings.registry_path))
+    con.execute("update model_versions set artifact_dir = '/somewhere/else/models/x'")
+    con.close()
+    found = Registry(settings).get("demand_forecast", version.version)
+    assert found.artifact_dir == settings.models_dir / "demand_forecast" / version.version
+    con = duckdb.connect(str(settings.registry_path), read_only=True)
+    stored = con.execute("select artifact_dir from model_versions").fetchone()[0]
+    con.close()
+    assert stored == f"models/demand_forecast/{version.version}"
+
+
+def test_serving_for_follows_the_registry_history(settings, tmp_path):
+    registry = Registry(settings)
+    name = "demand_forecast"
+    old = _register(registry, tmp_path, b"v-old")
+    new = _register(registry, tmp_path, b"v-new")
+    day = dt.date(2025, 5, 10)
+    assert registry.serving_for(name, day)[0] is None  # no champion yet
+    registry.promote(name, old.version, actor="test", reason="first")
+    for offset in (0, 1, 2):
+        registry.record_serving(name, day + dt.timedelta(days=offset), old.version)
+    registry.promote(name, new.version, actor="test", reason="better")
+    registry.record_serving(name, day + dt.timedelta(days=5), new.version)
+
+    def chosen(d):
+        return registry.serving_for(name, d)[0].version
+
+    assert chosen(day + dt.timedelta(days=1)) == old.version  # recorded
+    assert chosen(day + dt.timedelta(days=3)) == old.version  # never ran: the night before's
+    assert chosen(day + dt.timedelta(days=6)) == new.version  # the newest date: champion
+    # before any recorded date: the newest that served, trained up to the date (CUTOFF)
+    assert chosen(CUTOFF) in {old.version, new.version}
+    version, rule = registry.serving_for(name, CUTOFF - dt.timedelta(days=1))
+    assert "after that date" in rule and version.version == new.version
+    registry.rollback(name, new.version, old.version, actor="test", reason="bad")
+    assert chosen(day + dt.timedelta(days=5)) == old.version  # rolled back: never chosen

@@ -17,6 +17,8 @@ sales as (
     select
         product_id,
         min(ordered_date) filter (where not is_return) as first_sold_date,
+        -- a product first seen in a return (sold before its history began) still has a date
+        min(ordered_date) as first_seen_date,
         max(ordered_date) filter (where not is_return) as last_sold_date,
         sum(quantity) filter (where not is_return) as units_sold,
         -sum(quantity) filter (where is_return) as units_returned,
@@ -47,8 +49,11 @@ joined as (
         coalesce(shop_products.product_name, all_products.product_id) as product_name,
         shop_products.category,
         coalesce(shop_products.list_price, sales.last_unit_price) as list_price,
+        -- derived from the order lines when no products record says it (or it has no date)
         coalesce(
-            shop_products.first_available_at, cast(sales.first_sold_date as timestamp)
+            shop_products.first_available_at,
+            cast(sales.first_sold_date as timestamp),
+            cast(sales.first_seen_date as timestamp)
         ) as first_available_at,
         sales.first_sold_date,
         sales.last_sold_date,
@@ -68,10 +73,11 @@ joined as (
 select
     *,
     -- sellable: real merchandise, already available, and sold (or launched) in the last 90 days
-    (
+    coalesce(
         not is_non_product
         and first_available_at <= {{ run_date() }} + interval 1 day
         and coalesce(last_sold_date, cast(first_available_at as date))
-        >= {{ run_date() }} - interval 90 day
+        >= {{ run_date() }} - interval 90 day,
+        false
     ) as is_sellable
 from joined

@@ -12,7 +12,7 @@ renamed as (
         order_id,
         line_number,
         ordered_at,
-        cast(ordered_at as date) as ordered_date,
+        {{ local_date('ordered_at') }} as ordered_date,
         customer_id,
         product_id,
         quantity,
