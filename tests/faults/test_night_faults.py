@@ -25,7 +25,8 @@ BOUNDARIES = [
     *(f"night.before.{name}" for name in list(NIGHTLY_STEPS)[1:]),
     "night.end",
 ]
-BOUNDARIES.insert(BOUNDARIES.index("night.before.check_published"), "publish.before_swap")
+_AFTER_PUBLISH = list(NIGHTLY_STEPS)[list(NIGHTLY_STEPS).index("publish_exports") + 1]
+BOUNDARIES.insert(BOUNDARIES.index(f"night.before.{_AFTER_PUBLISH}"), "publish.before_swap")
 
 
 def _night_in_subprocess(home, run_date, start, failpoint):
