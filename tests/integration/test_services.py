@@ -59,7 +59,7 @@ def test_a_killed_scheduler_is_reported_and_up_restarts_it_over_stale_pid_files(
     assert not next(s for s in status(settings) if s.name == "scheduler").alive
     again = deployment.shopflow("up", timeout=600)
     assert again.returncode == 0, again.stdout + again.stderr
-    assert "started scheduler;" in again.stdout
+    assert "started scheduler (local executor);" in again.stdout
     assert all(s.alive for s in status(settings))
     assert psutil.pid_exists(os.getpid())
     # idempotent: nothing to start the second time
