@@ -8,6 +8,7 @@ import datetime as dt
 import pandas as pd
 import pytest
 
+from ml.recommend.baselines import NEW_CUSTOMER
 from shopflow.deploy.api import AirflowApi
 from shopflow.deploy.runs import find_run, run_id_for, task_instances, task_log
 
@@ -35,19 +36,23 @@ def test_output_contract_columns_and_types(nightly):
     ]
 
 
-def test_every_recent_customer_gets_ranks_1_to_10(nightly):
+def test_every_known_customer_and_new_visitors_get_ranks_1_to_10(nightly):
+    """The ranker's customers (an order in the last 90 days), every other customer known from
+    the last 365 days (a baseline's list) and the reserved id for visitors without a history."""
     settings = nightly.deployment.settings
     recs = nightly.first["recommendations"]
     assert set(recs["run_date"].astype(str)) == {nightly.run_date.isoformat()}
     lines = pd.concat(
         pd.read_parquet(p) for p in (settings.landing_dir / "order_lines").glob("*/*.parquet")
     )
-    recent = lines[
-        (lines["ordered_at"] > pd.Timestamp(nightly.run_date) - pd.Timedelta(days=89))
-        & lines["customer_id"].notna()
-        & (lines["quantity"] > 0)
-    ]
-    assert set(recs["customer_id"]) == set(recent["customer_id"])
+    bought = lines[lines["customer_id"].notna() & (lines["quantity"] > 0)]
+    age = pd.Timestamp(nightly.run_date) - bought["ordered_at"]
+    recent = set(bought.loc[age < pd.Timedelta(days=89), "customer_id"])
+    known = set(bought.loc[age < pd.Timedelta(days=365), "customer_id"])
+    listed = set(recs["customer_id"])
+    assert recent <= listed
+    assert listed - {NEW_CUSTOMER} <= known
+    assert NEW_CUSTOMER in listed
     ranks = recs.groupby("customer_id")["rank"].apply(list)
     assert all(r == list(range(1, 11)) for r in ranks)
     assert not recs.duplicated(["customer_id", "product_id"]).any()
