@@ -119,6 +119,8 @@ def explain(
     """The plain machine error behind ``exc`` (an OSError or a library's error text), or
     None when it is not one. ``needed`` bytes for ``what`` (a step) go into a full disk's
     message, so that it says how much to free."""
+    if isinstance(exc, MachineError):  # already said plainly
+        return exc
     text = str(exc)
     number = getattr(exc, "errno", None)
     where = getattr(exc, "filename", None) or path
