@@ -58,6 +58,25 @@ def require_free_space(path: Path, needed: int, what: str) -> None:
         )
 
 
+# below this much free space a disk is as good as full for a night's logs and builds
+NEARLY_FULL_BYTES = 64 * 1024 * 1024
+
+
+def nearly_full(path: Path, what: str, below: int = NEARLY_FULL_BYTES) -> str | None:
+    """A sentence saying the disk of ``path`` (where ``what``) is full, or None when it has
+    ``below`` bytes free or more (or cannot be measured)."""
+    try:
+        free = free_bytes(path)
+    except OSError:
+        return None
+    if free >= below:
+        return None
+    return (
+        f"the disk is full: {_size(free)} free on the filesystem of {path}, where {what}; "
+        "free space there, then clear the failed task"
+    )
+
+
 def _cmdline(pid: int) -> str | None:
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()

@@ -10,7 +10,8 @@ import logging
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from shopflow import cli
+from shopflow import cli, machine
+from shopflow.deploy import runs
 from shopflow.jobs import steps
 from shopflow.summary import emit_summary
 
@@ -95,3 +96,23 @@ def test_a_failed_task_says_its_cause_on_stderr_when_its_log_cannot_write(
 def test_shopflow_run_says_the_failure_on_stderr(capsys):
     assert cli._run_failed(RuntimeError(SUMMARY)) == 1
     assert capsys.readouterr().err == f"FAILED: {SUMMARY}\n"
+
+
+class FakeApi:
+    """The Airflow API of a run whose failed task's log was cut before its error."""
+
+    def get(self, path: str, **params):
+        if path.endswith("/taskInstances"):
+            return {"task_instances": [{"task_id": "build_warehouse", "state": "failed"}]}
+        return {"content": [{"event": "dbt | 22:49:14  88 of 92 START sql incr", "level": "info"}]}
+
+
+def test_a_failed_task_whose_log_was_cut_is_reported_with_the_full_disk(settings, monkeypatch):
+    monkeypatch.setattr(machine, "free_bytes", lambda path: machine.NEARLY_FULL_BYTES)
+    report = runs.failure_report(settings, FakeApi(), "shopflow_nightly", "nightly__2025-04-10")
+    assert runs.NO_ERROR_IN_LOG in report and "disk is full" not in report  # room there
+    monkeypatch.setattr(machine, "free_bytes", lambda path: 12_000)
+    report = runs.failure_report(settings, FakeApi(), "shopflow_nightly", "nightly__2025-04-10")
+    first = report.splitlines()[0]
+    assert first.startswith("task build_warehouse failed: no error message in the log; ")
+    assert "the disk is full: 11.7 KB free" in first and str(settings.airflow_home) in first
