@@ -55,7 +55,7 @@ def mount_tmpfs(path: Path, size: str) -> bool:
 def fill_disk(ballast: Path, leave: int) -> None:
     """Fill the filesystem of ``ballast`` until about ``leave`` bytes stay free."""
     free = shutil.disk_usage(ballast.parent).free
-    with open(ballast, "wb") as f:
+    with open(ballast, "ab") as f:  # adds to a ballast already there
         f.write(b"\0" * max(free - leave, 0))
 
 

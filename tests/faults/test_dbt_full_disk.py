@@ -16,6 +16,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from shopflow import dbt, machine, publish
 from shopflow.jobs import steps
 from tests.faults.helpers import fill_disk, mount_tmpfs, visible
+from tests.faults.night import run_night
 from tests.ml.lifecycle_helpers import copy_home
 from tests.shopflow.test_publish import _predict
 
@@ -76,7 +77,7 @@ def test_full_disk_during_the_dbt_build_is_said_plainly_and_the_rerun_converges(
 
     monkeypatch.setattr(dbt, "_check_free_space", check_then_fill)
 
-    with pytest.raises(AirflowFailException) as failed:
+    with pytest.raises(AirflowFailException) as failed:  # the task, as Airflow runs it
         steps.run_step("build_warehouse", day.isoformat())
     message = str(failed.value)
     first = "\n".join(message.splitlines()[:3])
@@ -86,6 +87,18 @@ def test_full_disk_during_the_dbt_build_is_said_plainly_and_the_rerun_converges(
     assert "See the log" not in first
     # the whole summary reached stderr too (the task log may be on the same full disk)
     assert message in capsys.readouterr().err
+
+    # the in-process night on the still full disk: the check stops the build before dbt
+    # starts, and the night's summary says the cause first, then the steps' states
+    with pytest.raises(machine.DiskFullError):
+        run_night(settings, day, start="build_warehouse")
+    summary = capsys.readouterr().err.splitlines()
+    assert summary[0].startswith(f"night {day} failed at build_warehouse: not enough disk space")
+    assert str(settings.warehouse_dir) in summary[0] and " free" in summary[0]
+    assert f"needs about {machine._size(dbt.free_space_needed(settings))}" in summary[0]
+    assert summary[1] == "  build_warehouse: failed", summary
+    after = list(steps.NIGHTLY_STEPS)[list(steps.NIGHTLY_STEPS).index("build_warehouse") + 1 :]
+    assert summary[2:] == [f"  {name}: not run" for name in after], summary
 
     assert visible(settings.home) == published  # exports untouched
     wal = settings.warehouse_path.with_name(settings.warehouse_path.name + ".wal")
