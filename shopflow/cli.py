@@ -124,7 +124,9 @@ def run_through_airflow(settings: Settings, dag_id: str, run_date: dt.date) -> f
 
 
 def _run_failed(exc: Exception) -> int:
-    print(f"FAILED: {exc}", file=sys.stderr)
+    from shopflow.summary import emit_summary
+
+    emit_summary(f"FAILED: {exc}")  # stderr, whole, even when stdout's file is on a full disk
     return 1
 
 

@@ -131,28 +131,47 @@ def run_dbt(
 MIN_FREE_BYTES = 64 * 1024 * 1024
 
 
+def free_space_needed(settings: Settings) -> int:
+    """Bytes a dbt build wants free beside the warehouse before it starts (an estimate)."""
+    size = settings.warehouse_path.stat().st_size if settings.warehouse_path.exists() else 0
+    return max(MIN_FREE_BYTES, size // 4)
+
+
 def _check_free_space(settings: Settings) -> None:
     from shopflow.machine import require_free_space
 
-    size = settings.warehouse_path.stat().st_size if settings.warehouse_path.exists() else 0
-    require_free_space(settings.warehouse_dir, max(MIN_FREE_BYTES, size // 4), "the dbt build")
+    require_free_space(settings.warehouse_dir, free_space_needed(settings), "the dbt build")
 
 
 def _raise_machine_error(settings: Settings, log_file: Path, start: int, output: str) -> None:
     """dbt's CLI says only "See the log for the traceback": find a full disk or a held file
-    in its output and in what this invocation added to its log, and raise it plainly."""
-    from shopflow.machine import explain
+    in its output and in what this invocation added to its log, and raise it plainly.
+
+    A full disk also says what the build needed, and whether DuckDB left its write-ahead log
+    beside the warehouse: that file holds committed work, DuckDB replays it on the next open,
+    so it must be kept, not deleted."""
+    from shopflow.machine import DiskFullError, explain
 
     tail = ""
     if log_file.exists():
         with open(log_file, "rb") as f:
             f.seek(max(start, log_file.stat().st_size - 200_000))
             tail = f.read().decode(errors="replace")
+    needed = free_space_needed(settings)
     for text in (output, tail):
         for line in reversed(text.splitlines()):
-            plain = explain(RuntimeError(line), settings.warehouse_dir)
-            if plain is not None and "Permission denied" not in line:
-                raise plain
+            plain = explain(
+                RuntimeError(line), settings.warehouse_dir, needed=needed, what="the dbt build"
+            )
+            if plain is None or "Permission denied" in line:
+                continue
+            wal = settings.warehouse_path.with_name(settings.warehouse_path.name + ".wal")
+            if isinstance(plain, DiskFullError) and wal.exists():
+                plain = DiskFullError(
+                    f"{plain} DuckDB left {wal} ({wal.stat().st_size:,} bytes): keep it, it "
+                    "holds committed work that the next run replays once space is free."
+                )
+            raise plain
 
 
 # dbt runs up to `threads` (profiles.yml) models at once over its one DuckDB connection, and

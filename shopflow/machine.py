@@ -58,6 +58,25 @@ def require_free_space(path: Path, needed: int, what: str) -> None:
         )
 
 
+# below this much free space a disk is as good as full for a night's logs and builds
+NEARLY_FULL_BYTES = 64 * 1024 * 1024
+
+
+def nearly_full(path: Path, what: str, below: int = NEARLY_FULL_BYTES) -> str | None:
+    """A sentence saying the disk of ``path`` (where ``what``) is full, or None when it has
+    ``below`` bytes free or more (or cannot be measured)."""
+    try:
+        free = free_bytes(path)
+    except OSError:
+        return None
+    if free >= below:
+        return None
+    return (
+        f"the disk is full: {_size(free)} free on the filesystem of {path}, where {what}; "
+        "free space there, then clear the failed task"
+    )
+
+
 def _cmdline(pid: int) -> str | None:
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -109,17 +128,28 @@ def held_file_error(path: Path, holder_text: str | None = None) -> FileHeldError
     )
 
 
-def explain(exc: BaseException, path: Path | None = None) -> MachineError | None:
+def explain(
+    exc: BaseException,
+    path: Path | None = None,
+    *,
+    needed: int | None = None,
+    what: str | None = None,
+) -> MachineError | None:
     """The plain machine error behind ``exc`` (an OSError or a library's error text), or
-    None when it is not one."""
+    None when it is not one. ``needed`` bytes for ``what`` (a step) go into a full disk's
+    message, so that it says how much to free."""
+    if isinstance(exc, MachineError):  # already said plainly
+        return exc
     text = str(exc)
     number = getattr(exc, "errno", None)
     where = getattr(exc, "filename", None) or path
     if number == errno.ENOSPC or "No space left on device" in text:
         free = f"{_size(free_bytes(Path(where)))} free" if where else "free space unknown"
+        need = f", {what or 'the step'} needs about {_size(needed)}" if needed else ""
         return DiskFullError(
-            f"the disk is full writing {where or 'a file'} ({free}): {text.strip()[:300]}. "
-            "Free space there, then rerun; published exports were not changed."
+            f"the disk is full writing {where or 'a file'} ({free}{need}): "
+            f"{text.strip()[:300]}. Free space there, then rerun; published exports were "
+            "not changed."
         )
     if "Could not set lock on file" in text:
         match = _DUCKDB_LOCK.search(text)

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from shopflow.deploy.api import AirflowApi, AirflowUnavailableError, ApiError
 from shopflow.deploy.services import ServiceError, status, up
+from shopflow.machine import nearly_full
 
 if TYPE_CHECKING:  # pragma: no cover
     from shopflow.settings import Settings
@@ -38,6 +39,7 @@ POLL_SECONDS = 2.0
 # how often the wait loop checks that the scheduler's process is still there
 SERVICE_CHECK_SECONDS = 10.0
 FINISHED_TI = {"success", "failed", "skipped", "upstream_failed", "removed"}
+NO_ERROR_IN_LOG = "no error message in the log"
 
 
 class DagRunFailedError(RuntimeError):
@@ -227,7 +229,7 @@ def error_message(lines: list[dict]) -> str:
     errors = [
         str(line.get("event")) for line in lines if line.get("level") in ("error", "critical")
     ]
-    return errors[-1] if errors else "no error message in the log"
+    return errors[-1] if errors else NO_ERROR_IN_LOG
 
 
 def failure_report(settings: Settings, api: AirflowApi, dag_id: str, run_id: str) -> str:
@@ -241,6 +243,10 @@ def failure_report(settings: Settings, api: AirflowApi, dag_id: str, run_id: str
             message = error_message(task_log(api, dag_id, run_id, ti))
         except (ApiError, AirflowUnavailableError) as exc:
             message = f"(log not readable: {exc})"
+        if message == NO_ERROR_IN_LOG or message.startswith("(log not readable"):
+            # a task log on a full disk is cut before the error: say the likely cause
+            full = nearly_full(settings.airflow_home, "Airflow writes the task logs")
+            message += f"; {full}" if full else ""
         url = run_url(settings, dag_id, run_id, ti["task_id"])
         if ti.get("map_index", -1) not in (-1, None):
             url += f"/mapped/{ti['map_index']}"

@@ -336,9 +336,11 @@ def run_step(step: str, ds: str) -> dict:
             from airflow.sdk.exceptions import AirflowFailException
 
             from shopflow.oncall import failure_message
+            from shopflow.summary import emit_summary
 
             message = failure_message(step, ds, error, settings)  # + what to do, runbook, links
-            log.error("%s for %s failed (not retried):\n%s", step, ds, message)
+            # stderr first: a task log on a full disk would cut it or lose it
+            emit_summary(f"{step} for {ds} failed (not retried):\n{message}", log)
             raise AirflowFailException(message) from exc
         raise
     log.info("%s for %s: %s", step, ds, result)

@@ -42,6 +42,23 @@ def publish_in_subprocess(home: Path, run_date: dt.date, failpoints: str = ""):
     return run_python(home, PUBLISH, run_date.isoformat(), failpoints=failpoints)
 
 
+def mount_tmpfs(path: Path, size: str) -> bool:
+    """Mount a ``size`` tmpfs at ``path`` (a small disk to fill); False when not root or the
+    mount fails. Unmount it with ``umount -l``."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        return False
+    path.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)])
+    return done.returncode == 0
+
+
+def fill_disk(ballast: Path, leave: int) -> None:
+    """Fill the filesystem of ``ballast`` until about ``leave`` bytes stay free."""
+    free = shutil.disk_usage(ballast.parent).free
+    with open(ballast, "ab") as f:  # adds to a ballast already there
+        f.write(b"\0" * max(free - leave, 0))
+
+
 def copy_home(source: Path, target: Path) -> Path:
     """A copy of a home (symlinks kept as symlinks, so ``exports`` stays relative)."""
     shutil.copytree(source, target, symlinks=True)

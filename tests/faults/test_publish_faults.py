@@ -22,6 +22,7 @@ from tests.faults.helpers import (
     PUBLISH,
     assert_consistent,
     copy_home,
+    mount_tmpfs,
     publish_in_subprocess,
     snapshot_dirs,
     visible,
@@ -106,17 +107,9 @@ def test_kill_during_migration_of_an_old_exports_directory(tmp_path):
     assert seen["rows"]["recommendations"][:30] == before["rows"]["recommendations"]
 
 
-def _mount_tmpfs(path: Path, size: str) -> bool:
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        return False
-    path.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)])
-    return done.returncode == 0
-
-
 def test_full_disk_during_publish_changes_nothing_and_rerun_converges(homes, tmp_path):
     mount = tmp_path / "disk"
-    if not _mount_tmpfs(mount, "64m"):
+    if not mount_tmpfs(mount, "64m"):
         pytest.skip("needs root and a working `mount -t tmpfs` to fill a small disk")
     try:
         home = copy_home(homes["base"], mount / "home")
