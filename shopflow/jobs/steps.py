@@ -335,12 +335,14 @@ def run_step(step: str, ds: str) -> dict:
         if isinstance(error, data_error_types()):
             from airflow.sdk.exceptions import AirflowFailException
 
+            from shopflow.machine import MachineError
             from shopflow.oncall import failure_message
             from shopflow.summary import emit_summary
 
             message = failure_message(step, ds, error, settings)  # + what to do, runbook, links
+            cause = "on the machine" if isinstance(error, MachineError) else "on data"
             # stderr first: a task log on a full disk would cut it or lose it
-            emit_summary(f"{step} for {ds} failed (not retried):\n{message}", log)
+            emit_summary(f"{step} for {ds} failed {cause} (not retried):\n{message}", log)
             raise AirflowFailException(message) from exc
         raise
     log.info("%s for %s: %s", step, ds, result)

@@ -89,7 +89,7 @@ def test_a_failed_task_says_its_cause_on_stderr_when_its_log_cannot_write(
     finally:
         steps.log.handlers.clear()
     err = capsys.readouterr().err
-    assert err.startswith("build_warehouse for 2025-04-10 failed (not retried):\n")
+    assert err.startswith("build_warehouse for 2025-04-10 failed on the machine (not retried):\n")
     assert str(failed.value) in err and "disk is full" in err
 
 
