@@ -115,7 +115,7 @@ def run_stage(stage: str, size: str, home: Path, run_date: dt.date) -> dict:
             "--project-dir", str(settings.dbt_project_dir),
             "--profiles-dir", str(settings.dbt_project_dir),
             "--target-path", str(settings.home / "dbt" / "plain-target"),
-            "--vars", json.dumps({"run_date": run_date.isoformat()}),
+            "--vars", json.dumps({"run_date": run_date.isoformat(), **settings.dbt_vars()}),
         ]  # fmt: skip
         subprocess.run(command, env=env, check=True, capture_output=True)
         rows = 0
