@@ -8,6 +8,8 @@ data interval D 00:00 → D+1 00:00 UTC.
 The scheduled run for D starts after D+1 00:00, when the day is over, and its first task
 waits for D's landing data. `shopflow run --date YYYY-MM-DD` runs it for any date, and a
 rerun replaces that date's outputs.
+A home whose data does not land every day sets `[airflow] schedule = false` (shopflow.toml):
+no scheduled runs then, only the ones asked for (the demo shop does).
 
 | task | does | when it fails |
 | --- | --- | --- |
@@ -40,7 +42,7 @@ from airflow.sdk import DAG, Asset, task
 
 from shopflow.jobs.steps import ANY_WORKER_QUEUE, default_args
 from shopflow.sensors import LandingPartitionSensor
-from shopflow.timetables import BusinessDayTimetable
+from shopflow.timetables import BusinessDayTimetable, scheduled
 
 RECOMMENDATIONS = Asset("shopflow://exports/recommendations")
 DEMAND_FORECAST = Asset("shopflow://exports/demand_forecast")
@@ -48,7 +50,7 @@ DEMAND_FORECAST = Asset("shopflow://exports/demand_forecast")
 with DAG(
     dag_id="shopflow_nightly",
     # data interval [D 00:00, D+1 00:00) UTC, logical date D: the run for D starts after D ends
-    schedule=BusinessDayTimetable(run_id_prefix="nightly"),
+    schedule=scheduled(BusinessDayTimetable(run_id_prefix="nightly")),
     start_date=dt.datetime(2000, 1, 1, tzinfo=dt.UTC),  # any business date can be backfilled
     catchup=False,
     max_active_runs=1,

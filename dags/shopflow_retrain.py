@@ -26,14 +26,14 @@ import datetime as dt
 from airflow.sdk import DAG, task
 
 from shopflow.jobs.steps import default_args
-from shopflow.timetables import UpcomingCronTriggerTimetable
+from shopflow.timetables import UpcomingCronTriggerTimetable, scheduled
 
 with DAG(
     dag_id="shopflow_retrain",
     # the run's date is the trigger day; the cutoff is the latest built date on or before it.
     # Switched on, the first run is the upcoming Sunday's, never a past one; run ids
     # retrain__<date>, as `shopflow retrain --date D` names its run
-    schedule=UpcomingCronTriggerTimetable("0 5 * * 0", run_id_prefix="retrain"),
+    schedule=scheduled(UpcomingCronTriggerTimetable("0 5 * * 0", run_id_prefix="retrain")),
     start_date=dt.datetime(2000, 1, 1, tzinfo=dt.UTC),  # any date can be retrained for
     catchup=False,
     max_active_runs=1,

@@ -155,8 +155,30 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     except ServiceError as exc:
         return _run_failed(exc)
     print(login_help(settings))
+    print(schedule_line(settings))
     print("Runs: shopflow run --date YYYY-MM-DD; stop everything: shopflow down")
     return 0
+
+
+def schedule_line(settings: Settings) -> str:
+    """Whether Airflow creates scheduled runs for this home, and where that was set."""
+    source = settings.config_sources.get("schedule", "default")
+    if settings.schedule:
+        return (
+            "schedule: on: shopflow_nightly after each business day (UTC midnight), "
+            f"shopflow_retrain on Sundays 05:00 UTC ({source})"
+        )
+    return f"schedule: off: only the runs asked for ({source})"
+
+
+DEMO_CONFIG = """\
+# Shopflow's configuration of this home; `shopflow config show` lists every setting.
+[airflow]
+# The demo shop's data is history (its last day is {last_date}): no data lands for today, so
+# Airflow creates no scheduled runs here. A shop whose data lands every night keeps the
+# default, true.
+schedule = false
+"""
 
 
 def cmd_down(args: argparse.Namespace, settings: Settings) -> int:
@@ -269,6 +291,12 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         f"({time.perf_counter() - started:.1f} s)"
     )
     run_date = shop.last_date
+    from shopflow.config import config_path
+
+    if not config_path(settings.home).exists():
+        config_path(settings.home).write_text(DEMO_CONFIG.format(last_date=run_date))
+        settings = load_settings()
+    print(schedule_line(settings))
     print(f"running shopflow_nightly for {run_date} through the Airflow scheduler ...")
     try:
         seconds = run_through_airflow(settings, "shopflow_nightly", run_date)
@@ -277,7 +305,8 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     print(f"shopflow_nightly for {run_date} succeeded in {seconds:.1f} s (DAG run)")
     print_outputs(settings)
     print(login_help(settings))
-    print("Airflow keeps running (scheduled nights, the UI): `shopflow down` stops it.")
+    keeps = "the UI, scheduled nights" if settings.schedule else "the UI, the runs you ask for"
+    print(f"Airflow keeps running ({keeps}): `shopflow down` stops it.")
     return 0
 
 

@@ -22,6 +22,9 @@ over the default. An example::
 
     [outputs]
     recommendations_k = 10
+
+    [airflow]
+    schedule = true               # false: no scheduled runs, only the ones asked for
 """
 
 from __future__ import annotations
@@ -94,6 +97,18 @@ def _as_timezone(value: Any) -> str:
     except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
         raise ValueError(f"{name!r} is not an IANA time zone (e.g. Europe/London)") from exc
     return name
+
+
+def _as_bool(value: Any) -> bool:
+    """true/false (TOML); on/off, true/false, yes/no, 1/0 (environment)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("on", "true", "yes", "1"):
+        return True
+    if text in ("off", "false", "no", "0"):
+        return False
+    raise ValueError("must be true or false (on/off)")
 
 
 def _as_choice(*choices: str):
@@ -226,6 +241,16 @@ OPTIONS: tuple[Option, ...] = (
         10000,
         _as_int,
         "a line of more units than this (or a return of more) is reported as a warning",
+    ),
+    Option(
+        "schedule",
+        "airflow.schedule",
+        "SHOPFLOW_SCHEDULE",
+        True,
+        _as_bool,
+        "scheduled runs: the nightly after each business day, retraining on Sundays; false: "
+        "runs only when asked (shopflow run, backfill, retrain), for a home whose data does "
+        "not land every day, such as the demo shop's history",
     ),
 )
 OPTIONS_BY_FIELD = {option.field: option for option in OPTIONS}

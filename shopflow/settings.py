@@ -96,6 +96,10 @@ class Settings:
     # a line beyond this multiple of its product's (else the shop's) largest line so far
     implausible_line_factor: float = 100.0
     implausible_line_severity: str = "warning"  # or "quarantine"
+    # Airflow creates the scheduled runs (nightly, weekly retraining); False: only runs asked
+    # for. A scheduled night waits for its landing data holding the one run slot, so a home
+    # whose data never lands for today (the demo's history) must not schedule.
+    schedule: bool = True
     # where each configured value came from (field -> "default", the file and key, "env X")
     config_sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 

@@ -18,6 +18,12 @@ Both name a scheduled run after its business date (``nightly__2025-12-31``,
 run, which a rerun or a backfill clears and runs again. (A backfill run for a date that had
 none is named by Airflow itself, ``backfill__<run after>``: the day after its date.)
 
+A home whose data does not land every day (the demo shop's history, a test's) switches the
+schedule off (``[airflow] schedule = false`` in ``shopflow.toml``, or ``SHOPFLOW_SCHEDULE=off``):
+:func:`scheduled` then gives the DAGs no timetable, and only the runs asked for run. A
+scheduled night for a date whose data never lands would wait for it for hours holding the
+nightly's one run slot, with every asked-for run queued behind it.
+
 Airflow serializes a DAG's timetable only when a plugin registers its class: the
 ``shopflow`` plugin (``shopflow.airflow_plugin``) does.
 """
@@ -27,13 +33,21 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from airflow.timetables.base import DagRunInfo, DataInterval
+from airflow.timetables.base import DagRunInfo, DataInterval, Timetable
 from airflow.timetables.interval import CronDataIntervalTimetable
 from airflow.timetables.trigger import CronTriggerTimetable
 
 # a scheduled time this recent still runs when the DAG is switched on: the scheduler may look
 # again just after a run's time, before it created that run
 GRACE = dt.timedelta(hours=1)
+
+
+def scheduled(timetable: Timetable) -> Timetable | None:
+    """The DAG's schedule: ``timetable``, or None when the home's schedule is off
+    (``Settings.schedule``). Read when the DAG file is parsed: environment and shopflow.toml."""
+    from shopflow.settings import load_settings
+
+    return timetable if load_settings().schedule else None
 
 
 def _now():

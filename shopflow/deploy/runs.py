@@ -277,6 +277,27 @@ def task_seconds(tis: list[dict]) -> dict[str, float]:
     return {t: round((e - s).total_seconds(), 2) for t, (s, e) in spans.items()}
 
 
+def _blocker(settings: Settings, api: AirflowApi, dag_id: str, run: dict) -> str:
+    """A running run another one waits for; what it waits for when that is its landing data
+    (a scheduled night holds the one run slot while its sensor waits, up to 12 hours)."""
+    from shopflow.landing import marker_path
+
+    run_id = run["dag_run_id"]
+    waiting = [
+        ti
+        for ti in task_instances(api, dag_id, run_id)
+        if ti["task_id"] == "wait_for_landing" and ti["state"] in ("deferred", "up_for_reschedule")
+    ]
+    if not waiting or not run.get("logical_date"):
+        return run_id
+    day = dt.date.fromisoformat(run["logical_date"][:10])
+    marker = marker_path(settings.landing_dir, "order_lines", day)
+    return (
+        f"{run_id}, which waits for its landing data ({marker}): load that date "
+        f"(shopflow load) or mark {run_id} failed in the UI to let the others run"
+    )
+
+
 def follow_run(
     settings: Settings,
     api: AirflowApi,
@@ -310,13 +331,11 @@ def follow_run(
                 report = failure_report(settings, api, dag_id, run_id)
                 raise DagRunFailedError(f"{dag_id} run {run_id} failed.\n{report}")
             if run["state"] == "queued" and not told_queued and time.monotonic() - started > 10:
-                others = [
-                    r["dag_run_id"]
-                    for r in api.get(f"/dags/{dag_id}/dagRuns", state=["running"])["dag_runs"]
-                ]
+                others = api.get(f"/dags/{dag_id}/dagRuns", state=["running"])["dag_runs"]
                 if others:
                     reporter.close()
-                    say(f"{run_id} is queued behind {', '.join(others)} (one run at a time)")
+                    blockers = "; ".join(_blocker(settings, api, dag_id, r) for r in others)
+                    say(f"{run_id} is queued behind {blockers} (one run at a time)")
                     told_queued = True
             now = time.monotonic()
             if now - checked > SERVICE_CHECK_SECONDS:

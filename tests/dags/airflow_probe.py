@@ -61,7 +61,7 @@ def airflow_probe() -> dict:
         settings = load_settings({"SHOPFLOW_HOME": home})
         done = subprocess.run(
             [sys.executable, __file__, str(DAGS_DIR)],
-            env=airflow_env(settings),
+            env={**airflow_env(settings), "SHOPFLOW_SCHEDULE": "on"},  # the schedules as shipped
             cwd=ROOT,
             capture_output=True,
             text=True,

@@ -82,3 +82,34 @@ def test_scheduled_runs_are_named_after_their_business_date():
         run_type=DagRunType.SCHEDULED, run_after=_utc(2026, 12, 6, 5), data_interval=None
     )
     assert run_id == "retrain__2026-12-06"
+
+
+@pytest.mark.parametrize(
+    ("toml", "env", "expected"),
+    [
+        (None, None, True),  # shipped: scheduled
+        ("[airflow]\nschedule = false\n", None, False),  # the demo home's file
+        ("[airflow]\nschedule = false\n", "on", True),  # the environment wins
+        (None, "off", False),
+    ],
+)
+def test_the_home_switches_the_schedule_off(tmp_path, monkeypatch, toml, env, expected):
+    from shopflow.timetables import scheduled
+
+    if toml:
+        (tmp_path / "shopflow.toml").write_text(toml)
+    monkeypatch.setenv("SHOPFLOW_HOME", str(tmp_path))
+    if env is None:
+        monkeypatch.delenv("SHOPFLOW_SCHEDULE", raising=False)
+    else:
+        monkeypatch.setenv("SHOPFLOW_SCHEDULE", env)
+    timetable = BusinessDayTimetable()
+    assert scheduled(timetable) is (timetable if expected else None)
+
+
+def test_a_schedule_value_that_is_not_a_switch_is_an_error(tmp_path):
+    from shopflow.config import ConfigError
+    from shopflow.settings import load_settings
+
+    with pytest.raises(ConfigError, match=r"airflow.schedule .*true or false"):
+        load_settings({"SHOPFLOW_HOME": str(tmp_path), "SHOPFLOW_SCHEDULE": "nightly"})
