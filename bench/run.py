@@ -101,6 +101,8 @@ def run_airflow_nightly(home: Path, day: dt.date) -> dict:
         **os.environ,
         "SHOPFLOW_HOME": str(home),
         "SHOPFLOW_AIRFLOW_PORT": str(free_port_block()),
+        # a generated shop's history: no scheduled night for today's date to queue behind
+        "SHOPFLOW_SCHEDULE": "off",
     }
     shopflow = str(Path(sys.executable).with_name("shopflow"))
     started = time.perf_counter()
