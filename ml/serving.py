@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-BASELINE_FILE = "baseline.json"
+from ml.baseline_artifact import BASELINE_FILE
+
 FORECAST_MODEL = "demand_forecast"
 RANKER_MODEL = "recommendations"
 

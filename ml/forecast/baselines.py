@@ -11,12 +11,13 @@ baseline, with the metrics and the reason it serves), scored by the nightly run 
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from ml.baseline_artifact import read_baseline, save_baseline
 
 
 def _history(daily: pd.DataFrame, origin: dt.date, days: int) -> pd.DataFrame:
@@ -83,7 +84,6 @@ BASELINES = {
 
 
 # -- a baseline as a servable forecaster -----------------------------------------------------
-BASELINE_FILE = "baseline.json"
 # days of feat_product_daily the baselines look back on (mean_28's window is the longest)
 HISTORY_DAYS = 28
 
@@ -145,20 +145,16 @@ class BaselineForecaster:
 
     def save(self, folder: Path) -> list[Path]:
         """Write the baseline's JSON artifact (name, parameters, metrics, reason)."""
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / BASELINE_FILE
-        payload = {**self.params, "reason": self.reason, "metrics": self.metrics}
-        path.write_text(json.dumps(payload, indent=2, sort_keys=True, default=float))
-        return [path]
+        return save_baseline(self, folder)
 
     @classmethod
     def load(cls, folder: Path) -> BaselineForecaster:
         """The baseline saved in ``folder``."""
-        payload = json.loads((folder / BASELINE_FILE).read_text())
+        name, params, reason, metrics = read_baseline(folder)
         return cls(
-            payload["baseline"],
-            horizon_days=int(payload.get("horizon_days", 28)),
-            active_days=int(payload.get("active_days", 90)),
-            reason=payload.get("reason", ""),
-            metrics=payload.get("metrics", {}),
+            name,
+            horizon_days=int(params.get("horizon_days", 28)),
+            active_days=int(params.get("active_days", 90)),
+            reason=reason,
+            metrics=metrics,
         )

@@ -11,7 +11,6 @@ baseline, with the metrics and the reason it serves), scored by the nightly run 
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from ml.baseline_artifact import read_baseline, save_baseline
 from ml.recommend.top_k import popular_products, top_k
 
 
@@ -185,7 +185,6 @@ def known_customers(inputs, cutoff: dt.date) -> list[str]:
 
 
 # -- a baseline as a servable recommender ----------------------------------------------------
-BASELINE_FILE = "baseline.json"
 
 
 @dataclass(frozen=True)
@@ -214,19 +213,10 @@ class BaselineRecommender:
 
     def save(self, folder: Path) -> list[Path]:
         """Write the baseline's JSON artifact (name, parameters, metrics, reason)."""
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / BASELINE_FILE
-        payload = {**self.params, "reason": self.reason, "metrics": self.metrics}
-        path.write_text(json.dumps(payload, indent=2, sort_keys=True, default=float))
-        return [path]
+        return save_baseline(self, folder)
 
     @classmethod
     def load(cls, folder: Path) -> BaselineRecommender:
         """The baseline saved in ``folder``."""
-        payload = json.loads((folder / BASELINE_FILE).read_text())
-        return cls(
-            payload["baseline"],
-            k=int(payload.get("k", 10)),
-            reason=payload.get("reason", ""),
-            metrics=payload.get("metrics", {}),
-        )
+        name, params, reason, metrics = read_baseline(folder)
+        return cls(name, k=int(params.get("k", 10)), reason=reason, metrics=metrics)

@@ -17,6 +17,7 @@ Errors are split in two kinds, because Airflow should retry only one of them:
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -116,75 +117,60 @@ def check_dbt_model(report: dict) -> dict:
     return {"model": report["model"], "seconds": report["seconds"], "tests": report["tests"]}
 
 
-def validate_marts(settings: Settings, run_date: dt.date) -> dict:
-    """Quality gate on the marts after dbt build, before any model reads them."""
-    from shopflow.quality import validate_marts as check
+def _lazy(target: str, doc: str) -> Callable[[Settings, dt.date], dict]:
+    """A step that runs ``module:function`` (settings, run_date), importing the module only
+    when the step runs: DAG files import this module at parse time."""
+    module, _, name = target.partition(":")
 
-    return check(settings, run_date)
+    def step(settings: Settings, run_date: dt.date) -> dict:
+        return getattr(importlib.import_module(module), name)(settings, run_date)
 
-
-def build_training_features(settings: Settings, run_date: dt.date) -> dict:
-    """The ranker's training cutoffs for its first model; nothing when it has a champion."""
-    from shopflow.jobs.nightly import build_training_features as build
-
-    return build(settings, run_date)
-
-
-def ensure_models(settings: Settings, run_date: dt.date) -> dict:
-    """Train and promote first models for any model name without a champion (reads only)."""
-    from shopflow.jobs.nightly import ensure_models as ensure
-
-    return ensure(settings, run_date)
+    step.__name__ = step.__qualname__ = name
+    step.__doc__ = f"{doc} ({target})"
+    return step
 
 
-def score_forecast(settings: Settings, run_date: dt.date) -> dict:
-    """Forecast every active product for horizons 1..H with the champion forecaster."""
-    from shopflow.jobs.nightly import score_forecast as score
-
-    return score(settings, run_date)
-
-
-def score_recommendations(settings: Settings, run_date: dt.date) -> dict:
-    """Top-K products for every active customer with the champion ranker."""
-    from shopflow.jobs.nightly import score_recommendations as score
-
-    return score(settings, run_date)
-
-
-def validate_predictions(settings: Settings, run_date: dt.date) -> dict:
-    """Quality gate on the run date's predictions before anything is published."""
-    from shopflow.quality import validate_predictions as check
-
-    return check(settings, run_date)
-
-
-def publish(settings: Settings, run_date: dt.date) -> dict:
-    """Publish the run date's predictions to the exports database and Parquet, checking a new
-    champion's outputs before they become visible (rolled back and republished on failure)."""
-    from shopflow.jobs.rollback import publish_checked
-
-    return publish_checked(settings, run_date)
-
-
-def record_baselines(settings: Settings, run_date: dt.date) -> dict:
-    """The baselines' forecasts and lists for the date, for live accuracy (jobs.feedback)."""
-    from shopflow.jobs.feedback import record_baselines as record
-
-    return record(settings, run_date)
-
-
-def check_live_accuracy(settings: Settings, run_date: dt.date) -> dict:
-    """Roll back a champion that kept losing to the best baseline on live outcomes."""
-    from shopflow.jobs.feedback import check_live_accuracy as check
-
-    return check(settings, run_date)
-
-
-def write_report(settings: Settings, run_date: dt.date) -> dict:
-    """The night's static HTML report, $SHOPFLOW_HOME/reports/<date>/index.html."""
-    from shopflow.report import write_report as write
-
-    return write(settings, run_date)
+validate_marts = _lazy(
+    "shopflow.quality:validate_marts",
+    "Quality gate on the marts after dbt build, before any model reads them.",
+)
+build_training_features = _lazy(
+    "shopflow.jobs.nightly:build_training_features",
+    "The ranker's training cutoffs for its first model; nothing when it has a champion.",
+)
+ensure_models = _lazy(
+    "shopflow.jobs.nightly:ensure_models",
+    "Train and promote first models for any model name without a champion (reads only).",
+)
+score_forecast = _lazy(
+    "shopflow.jobs.nightly:score_forecast",
+    "Forecast every active product for horizons 1..H with the champion forecaster.",
+)
+score_recommendations = _lazy(
+    "shopflow.jobs.nightly:score_recommendations",
+    "Top-K products for every active customer with the champion ranker.",
+)
+validate_predictions = _lazy(
+    "shopflow.quality:validate_predictions",
+    "Quality gate on the run date's predictions before anything is published.",
+)
+publish = _lazy(
+    "shopflow.jobs.rollback:publish_checked",
+    "Publish the run date's predictions to the exports database and Parquet, checking a new "
+    "champion's outputs before they become visible (rolled back and republished on failure).",
+)
+record_baselines = _lazy(
+    "shopflow.jobs.feedback:record_baselines",
+    "The baselines' forecasts and lists for the date, for live accuracy (jobs.feedback).",
+)
+check_live_accuracy = _lazy(
+    "shopflow.jobs.feedback:check_live_accuracy",
+    "Roll back a champion that kept losing to the best baseline on live outcomes.",
+)
+write_report = _lazy(
+    "shopflow.report:write_report",
+    "The night's static HTML report, $SHOPFLOW_HOME/reports/<date>/index.html.",
+)
 
 
 def check_published(settings: Settings, run_date: dt.date) -> dict:
@@ -203,39 +189,26 @@ def check_published(settings: Settings, run_date: dt.date) -> dict:
 
 
 # -- shopflow_retrain: champion/challenger (see shopflow.jobs.retrain) ------------------------
-def build_training_sets(settings: Settings, run_date: dt.date) -> dict:
-    """Fix the training cutoff (latest built date <= run date) and check its data's gate."""
-    from shopflow.jobs.retrain import build_training_sets as build
-
-    return build(settings, run_date)
-
-
-def build_retrain_features(settings: Settings, run_date: dt.date) -> dict:
-    """The ranker's training cutoffs as of the retrain's cutoff (the retrain's dbt build)."""
-    from shopflow.jobs.retrain import build_training_features as build
-
-    return build(settings, run_date)
-
-
-def train_challengers(settings: Settings, run_date: dt.date) -> dict:
-    """Train a challenger for each model at the retrain's cutoff (reads only)."""
-    from shopflow.jobs.retrain import train_challengers as train
-
-    return train(settings, run_date)
-
-
-def evaluate_challengers(settings: Settings, run_date: dt.date) -> dict:
-    """Challenger, champion and baselines on the same time folds."""
-    from shopflow.jobs.retrain import evaluate_challengers as evaluate
-
-    return evaluate(settings, run_date)
-
-
-def promote_or_keep(settings: Settings, run_date: dt.date) -> dict:
-    """Promote challengers that pass the promotion policy; record why others do not."""
-    from shopflow.jobs.retrain import promote_or_keep as decide
-
-    return decide(settings, run_date)
+build_training_sets = _lazy(
+    "shopflow.jobs.retrain:build_training_sets",
+    "Fix the training cutoff (latest built date <= run date) and check its data's gate.",
+)
+build_retrain_features = _lazy(
+    "shopflow.jobs.retrain:build_training_features",
+    "The ranker's training cutoffs as of the retrain's cutoff (the retrain's dbt build).",
+)
+train_challengers = _lazy(
+    "shopflow.jobs.retrain:train_challengers",
+    "Train a challenger for each model at the retrain's cutoff (reads only).",
+)
+evaluate_challengers = _lazy(
+    "shopflow.jobs.retrain:evaluate_challengers",
+    "Challenger, champion and baselines on the same time folds.",
+)
+promote_or_keep = _lazy(
+    "shopflow.jobs.retrain:promote_or_keep",
+    "Promote challengers that pass the promotion policy; record why others do not.",
+)
 
 
 NIGHTLY_STEPS: dict[str, Callable[[Settings, dt.date], dict]] = {
