@@ -151,6 +151,21 @@ EXPORT_SCHEMAS = {
         key=("run_date", "model_name", "reason", "metric"),
         nullable=frozenset({"model_version", "value"}),
     ),
+    # the catalogue the lists and forecasts refer to, as of the latest published run date
+    "products": ExportSchema(
+        columns={
+            "product_id": "VARCHAR",
+            "product_name": "VARCHAR",
+            "category": "VARCHAR",
+            "list_price": "DOUBLE",
+            "is_non_product": "BOOLEAN",
+            "first_sold_date": "DATE",
+            "last_sold_date": "DATE",
+            "as_of_date": "DATE",
+        },
+        key=("product_id",),
+        nullable=frozenset({"category", "list_price", "first_sold_date", "last_sold_date"}),
+    ),
 }
 PUBLISHED_DB = "shopflow.duckdb"  # inside a snapshot; analysts open exports/shopflow.duckdb
 # Tables with one set of rows per run date, from the predictions schema of the warehouse; the
@@ -273,6 +288,8 @@ def stage_published_db(snapshot: Path, run_date: dt.date, tables: dict[str, pd.D
             con.unregister("incoming")
         _replace_registry_tables(con, tables["model_performance"], tables["model_registry"])
         replace_live_tables(con, tables)
+        if "products" in tables:
+            replace_products(con, run_date, tables["products"])
         con.execute("commit")
         con.execute("checkpoint")
     finally:
@@ -311,6 +328,7 @@ def publish(settings: Settings, run_date: dt.date, *, check: SnapshotCheck | Non
     perf, registry_rows = performance_rows(settings)
     tables = {**predictions, "model_performance": perf, "model_registry": registry_rows}
     tables.update(live_frames(settings))
+    tables["products"] = products_frame(settings, run_date)
     with snapshots.publish_lock(settings):
         snapshots.recover(settings)
         _check_free_space(settings, tables)
@@ -358,6 +376,37 @@ def live_frames(settings: Settings) -> dict[str, pd.DataFrame]:
             else:
                 frames[export] = pd.DataFrame(columns=columns)
     return frames
+
+
+def products_frame(settings: Settings, run_date: dt.date) -> pd.DataFrame:
+    """``exports.products`` for the run date: the warehouse's ``marts.dim_products`` (built as
+    of the run date); empty before the warehouse has one."""
+    import pandas as pd
+
+    from shopflow.warehouse import table_exists
+
+    columns = EXPORT_SCHEMAS["products"].column_names
+    with connect(settings, read_only=True) as con:
+        if not table_exists(con, "marts", "dim_products"):
+            return pd.DataFrame(columns=columns)
+        selected = ", ".join(c for c in columns if c != "as_of_date")
+        return con.execute(
+            f"select {selected}, cast(? as date) as as_of_date from marts.dim_products "
+            "order by product_id",
+            [run_date],
+        ).df()
+
+
+def replace_products(con, run_date: dt.date, products: pd.DataFrame) -> None:
+    """Rewrite ``exports.products`` in the caller's transaction, unless a later date was
+    published already (a backfill of an earlier date leaves the newer catalogue)."""
+    (latest,) = con.execute("select max(as_of_date) from exports.products").fetchone()
+    if latest is not None and latest > run_date:
+        return
+    con.execute("delete from exports.products")
+    con.register("incoming", products)
+    con.execute(f"insert into exports.products select {', '.join(products.columns)} from incoming")
+    con.unregister("incoming")
 
 
 def replace_live_tables(con, tables: dict[str, pd.DataFrame]) -> None:

@@ -99,6 +99,7 @@ def read_exports(settings: Settings) -> dict:
             "demand_forecast": con.execute(
                 "select * from exports.demand_forecast order by run_date, product_id, forecast_date"
             ).df(),
+            "products": con.execute("select * from exports.products order by product_id").df(),
             "types": con.execute(
                 "select table_name, column_name, data_type from information_schema.columns "
                 "where table_schema = 'exports' and table_name in "

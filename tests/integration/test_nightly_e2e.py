@@ -72,6 +72,20 @@ def test_forecast_has_28_horizons_and_ordered_quantiles(nightly):
     assert (forecast["units_mean"] >= 0).all()
 
 
+def test_every_published_product_is_named_in_the_products_export(nightly):
+    """An analyst joins the lists and forecasts to exports.products for names and categories."""
+    products = nightly.first["products"].set_index("product_id")
+    referred = set(nightly.first["recommendations"]["product_id"]) | set(
+        nightly.first["demand_forecast"]["product_id"]
+    )
+    assert referred <= set(products.index)
+    named = products.loc[sorted(referred)]
+    assert named["product_name"].notna().all() and (named["product_name"] != "").all()
+    assert named["category"].notna().all()  # the generated shop sends a category per product
+    assert not named["is_non_product"].any()
+    assert set(products["as_of_date"].astype(str)) == {nightly.run_date.isoformat()}
+
+
 def test_second_run_leaves_identical_rows(nightly):
     pd.testing.assert_frame_equal(
         nightly.first["recommendations"], nightly.second["recommendations"]

@@ -166,6 +166,12 @@ CONTRACT = {
         "evaluated_through DATE",
         ["run_date", "model_name", "reason", "metric"],
     ),
+    "products": (
+        "product_id VARCHAR, product_name VARCHAR, category VARCHAR null, list_price DOUBLE null, "
+        "is_non_product BOOLEAN, first_sold_date DATE null, last_sold_date DATE null, "
+        "as_of_date DATE",
+        ["product_id"],
+    ),
 }
 
 
@@ -256,3 +262,26 @@ def test_every_published_table_and_column_explains_itself(settings):
     assert [(t, c) for t, c, comment in columns if not comment] == []
     score = next(comment for t, c, comment in columns if (t, c) == ("recommendations", "score"))
     assert score.startswith("How strongly the model ranks the product for this customer")
+
+
+def test_a_backfill_of_an_earlier_date_keeps_the_newer_products():
+    import duckdb
+
+    schema = publish.EXPORT_SCHEMAS["products"]
+
+    def catalogue(day: dt.date, name: str) -> pd.DataFrame:
+        return pd.DataFrame(
+            [("P1", name, "mugs", 2.5, False, day, day, day)], columns=schema.column_names
+        )
+
+    con = duckdb.connect()
+    con.execute("create schema exports")
+    con.execute(f"create table exports.products ({schema.ddl()})")
+    later = DAY + dt.timedelta(days=1)
+    publish.replace_products(con, later, catalogue(later, "Mug, blue"))
+    publish.replace_products(con, DAY, catalogue(DAY, "Mug"))  # a backfill
+    assert con.execute("select product_name, as_of_date from exports.products").fetchall() == [
+        ("Mug, blue", later)
+    ]
+    publish.replace_products(con, later, catalogue(later, "Mug, navy"))  # a rerun of the latest
+    assert con.execute("select product_name from exports.products").fetchall() == [("Mug, navy",)]
