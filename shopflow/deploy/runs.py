@@ -254,8 +254,15 @@ def failure_report(settings: Settings, api: AirflowApi, dag_id: str, run_id: str
     return "\n".join(parts)
 
 
-def _check_scheduler(settings: Settings) -> None:
-    dead = [s for s in status(settings) if not s.alive and s.name in ("scheduler", "api-server")]
+def _check_scheduler(
+    settings: Settings,
+    say: Callable[[str], None] | None = None,
+    told: set[str] | None = None,
+) -> None:
+    """Raise ServiceError when the run cannot progress (the scheduler, the API server or every
+    Celery worker stopped); say once (``say``, ``told``) that one Celery worker stopped."""
+    states = status(settings)
+    dead = [s for s in states if not s.alive and s.name in ("scheduler", "api-server")]
     if dead:
         names = ", ".join(s.name for s in dead)
         raise ServiceError(
@@ -263,6 +270,24 @@ def _check_scheduler(settings: Settings) -> None:
             "Run `shopflow up` to restart it: the run continues where it stopped, and "
             "`shopflow run` again follows it."
         )
+    workers = [s for s in states if s.name.startswith("worker-")]
+    if workers and not any(s.alive for s in workers):
+        raise ServiceError(
+            f"every Celery worker stopped ({', '.join(s.name for s in workers)}; see "
+            f"{workers[0].log}): no task can run. `shopflow up --executor celery` starts them "
+            "again; the run continues where it stopped, and `shopflow run` again follows it."
+        )
+    for worker in workers:
+        if say is not None and told is not None and not worker.alive and worker.name not in told:
+            told.add(worker.name)
+            say(
+                f"{worker.name} stopped (see {worker.log}). A task it was running is failed "
+                "by the scheduler once its heartbeat is missing for "
+                "[scheduler] task_instance_heartbeat_timeout (300 s by default), then "
+                "retried on a worker that serves its queue; the warehouse pool keeps a second "
+                "writer from starting before that. `shopflow up --executor celery` starts "
+                f"{worker.name} again."
+            )
 
 
 def task_seconds(tis: list[dict]) -> dict[str, float]:
@@ -315,6 +340,7 @@ def follow_run(
     checked = started
     quoted = urllib.parse.quote(run_id, safe="")
     told_queued = False
+    told_stopped: set[str] = set()  # Celery workers already reported stopped
     try:
         while True:
             run = api.get(f"/dags/{dag_id}/dagRuns/{quoted}")
@@ -339,7 +365,8 @@ def follow_run(
                     told_queued = True
             now = time.monotonic()
             if now - checked > SERVICE_CHECK_SECONDS:
-                _check_scheduler(settings)
+                # a live line ends before a message
+                _check_scheduler(settings, lambda text: (reporter.close(), say(text)), told_stopped)
                 checked = now
             if now > deadline:
                 reporter.close()

@@ -2,14 +2,19 @@
 
 ``shopflow up --executor celery`` on a fresh SHOPFLOW_HOME with the tiny demo shop: Postgres,
 Redis, the Airflow services and two Celery workers. The nightly for the shop's last date,
-then the retrain DAG, through the scheduler; then ``shopflow down``. Checks: both runs
-succeed, task instances ran on both workers, no two warehouse-pool tasks overlapped in time
-(one DuckDB writer), the published rows equal those of the same night run in process on a
-copy of the same landing data and champions, and nothing is left running (pids gone, ports free).
+then the retrain DAG, through the scheduler; then ``shopflow down``. During the nightly's dbt
+build the worker running it is killed (SIGKILL, its whole process tree: a crashed worker), then
+started again as an operator would. Checks: both runs succeed, the killed task was failed by
+the scheduler and retried, ``shopflow run`` said which worker stopped, task instances ran on
+both workers, no two warehouse-pool task tries overlapped in time (one DuckDB writer, the
+killed try included), the published rows equal those of the same night run in process on a
+copy of the same landing data and champions, and nothing is left running (pids gone, ports
+free).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import shutil
@@ -22,7 +27,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from shopflow.deploy.api import AirflowApi
+from shopflow.deploy.api import AirflowApi, ApiError
+from shopflow.deploy.runs import run_id_for
 from shopflow.deploy.services import PORT_BLOCK, free_port_block, port_in_use, status
 from shopflow.settings import Settings, load_settings
 from shopflow.warehouse import WAREHOUSE_POOL
@@ -31,6 +37,11 @@ from tests.integration.conftest import read_exports
 pytestmark = pytest.mark.celery
 
 SHOPFLOW = Path(sys.executable).with_name("shopflow")
+# the task whose worker is killed mid-task: the warehouse's one writer, dbt running
+KILLED_TASK = "build_warehouse"
+# how long a task may go without a heartbeat before the scheduler fails it (Airflow's default
+# is 300 s; shorter here so that the test does not wait five minutes)
+HEARTBEAT_TIMEOUT_S = 60
 
 
 # the same night in process (NIGHTLY_STEPS, as the benchmark's in-process run) on a copy of
@@ -75,6 +86,21 @@ def _task_instances(api: AirflowApi, dag_id: str) -> list[dict]:
     return tis
 
 
+def _tries(api: AirflowApi, tis: list[dict]) -> list[dict]:
+    """Every try of every task instance: a retried one's earlier tries too."""
+    tries = []
+    for ti in tis:
+        if (ti.get("try_number") or 0) <= 1:
+            tries.append(ti)
+            continue
+        index = "" if ti.get("map_index", -1) == -1 else f"/{ti['map_index']}"
+        tries += api.get(
+            f"/dags/{ti['dag_id']}/dagRuns/{ti['dag_run_id']}/taskInstances/{ti['task_id']}"
+            f"{index}/tries"
+        )["task_instances"]
+    return tries
+
+
 @pytest.fixture(scope="module")
 def celery_run():
     """Up, nightly + retrain through Celery, facts gathered, down; yields what was seen."""
@@ -91,6 +117,7 @@ def celery_run():
         "SHOPFLOW_HOME": str(home),
         "SHOPFLOW_AIRFLOW_PORT": str(free_port_block(PORT_BLOCK["celery"])),
         "SHOPFLOW_RUN_TIMEOUT_MINUTES": "15",
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT_S),
     }
     settings = load_settings(env)
     shop = generate_shop(TINY_SPEC, settings.landing_dir)
@@ -130,6 +157,37 @@ def _start_embedded_night(settings: Settings, embedded_home: Path, day: str) -> 
     )
 
 
+def _kill_worker_mid_task(seen: dict, env: dict, settings: Settings, run_id: str) -> None:
+    """Once KILLED_TASK runs, SIGKILL its worker's process tree; once the scheduler has failed
+    that try (no heartbeat), start the worker again (`shopflow up --executor celery`)."""
+    api = AirflowApi(settings)
+    path = f"/dags/shopflow_nightly/dagRuns/{run_id}/taskInstances/{KILLED_TASK}"
+    deadline = time.monotonic() + 900
+    ti: dict = {}
+    while time.monotonic() < deadline:
+        try:
+            ti = api.get(path)
+        except ApiError:
+            ti = {}  # the run or the task instance does not exist yet
+        if ti.get("state") == "running" and ti.get("hostname"):
+            break
+        time.sleep(0.5)
+    assert ti.get("state") == "running", f"{KILLED_TASK} never ran: {ti}"
+    time.sleep(3)  # mid-task: dbt is building the warehouse
+    worker = ti["hostname"].split("@")[0]
+    (state,) = [s for s in status(settings) if s.name == worker]
+    parent = psutil.Process(state.pid)
+    tree = [parent, *parent.children(recursive=True)]
+    for process in tree:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
+    psutil.wait_procs(tree, timeout=30)
+    seen["killed"] = {"worker": worker, "try_number": ti["try_number"], "processes": len(tree)}
+    while time.monotonic() < deadline and api.get(path)["try_number"] == ti["try_number"]:
+        time.sleep(1)  # the scheduler fails the silent try and schedules the next one
+    seen["restarted"] = _shopflow(env, "up", "--executor", "celery", timeout=600)
+
+
 def _runs(seen, env, settings, up, day, embedded, embedded_home):
     try:
         assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
@@ -140,7 +198,23 @@ def _runs(seen, env, settings, up, day, embedded, embedded_home):
             ("shopflow_retrain", ["retrain", "--date", day]),
         ):
             started = time.monotonic()
-            done = _shopflow(env, *command, timeout=1200)
+            if dag_id == "shopflow_nightly":
+                with tempfile.TemporaryFile("w+") as out:
+                    process = subprocess.Popen(
+                        [str(SHOPFLOW), *command], env=env, stdout=out, stderr=out, text=True
+                    )
+                    try:
+                        _kill_worker_mid_task(seen, env, settings, run_id_for(dag_id, seen["day"]))
+                        process.wait(timeout=1200)
+                    finally:
+                        if process.poll() is None:
+                            process.kill()
+                    out.seek(0)
+                    done = subprocess.CompletedProcess(
+                        process.args, process.returncode, out.read(), ""
+                    )
+            else:
+                done = _shopflow(env, *command, timeout=1200)
             seen["timings"][dag_id] = time.monotonic() - started
             seen[dag_id] = done
             assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-3000:]
@@ -153,6 +227,7 @@ def _runs(seen, env, settings, up, day, embedded, embedded_home):
         seen["task_instances"] = _task_instances(api, "shopflow_nightly") + _task_instances(
             api, "shopflow_retrain"
         )
+        seen["tries"] = _tries(api, seen["task_instances"])
     finally:
         processes = _family(settings)
         started = time.monotonic()
@@ -209,10 +284,29 @@ def test_tasks_ran_on_both_workers(celery_run):
     assert {"worker-1", "worker-2"} <= workers, workers
 
 
+def test_a_worker_killed_mid_task_had_its_try_failed_and_retried(celery_run):
+    killed = celery_run["killed"]
+    assert killed["processes"] > 1  # the worker and the task processes under it
+    tries = sorted(
+        (t for t in celery_run["tries"] if t["task_id"] == KILLED_TASK),
+        key=lambda t: t["try_number"],
+    )
+    first, last = tries[0], tries[-1]
+    assert first["try_number"] == killed["try_number"]
+    assert first["hostname"].split("@")[0] == killed["worker"]
+    assert first["state"] in ("failed", "up_for_retry")
+    assert last["state"] == "success" and last["try_number"] > first["try_number"]
+    # the killed try ended (the scheduler failed it) before the retry started
+    assert _parse(first["end_date"]) <= _parse(last["start_date"])
+    out = celery_run["shopflow_nightly"].stdout
+    assert f"{killed['worker']} stopped" in out, out[-3000:]
+    assert celery_run["restarted"].returncode == 0, celery_run["restarted"].stderr[-3000:]
+
+
 def test_no_two_warehouse_tasks_overlapped(celery_run):
     spans = sorted(
         (_parse(ti["start_date"]), _parse(ti["end_date"]), ti["task_id"], ti.get("map_index"))
-        for ti in celery_run["task_instances"]
+        for ti in celery_run["tries"]
         if ti["pool"] == WAREHOUSE_POOL and ti["start_date"] and ti["end_date"]
     )
     assert len(spans) > 10

@@ -126,6 +126,27 @@ def test_country_popular_counts_distinct_recent_buyers_of_the_country():
     assert rows.to_dict("records") == [{"customer_id": "me", "product_id": "A", "score": 2.0}]
 
 
+def test_a_one_country_shop_has_no_country_source_beside_popular():
+    purchases = pd.DataFrame(
+        {
+            "customer_id": ["u1", "u2"],
+            "product_id": ["A", "A"],
+            "ordered_date": pd.to_datetime(["2025-02-01", "2025-02-03"]),
+        }
+    )
+    context = CandidateContext.build(
+        _pairs([]),
+        _popularity({"A": 2, "B": 1}),
+        ["me"],
+        CUTOFF,
+        purchases=purchases,
+        countries={"u1": "BR", "u2": "BR", "me": "BR"},
+    )
+    assert country_popular_candidates(context, ["me"], 10).empty
+    reasons = set(generate_candidates(context, ["me"], SIZES)["reason"])
+    assert "popular" in reasons and "country_popular" not in reasons
+
+
 def test_trending_ranks_the_excess_of_the_last_week_over_the_month_pace():
     popularity = _popularity({"A": 30, "B": 30, "C": 3}, orders_7={"A": 7, "B": 20, "C": 3})
     context = CandidateContext.build(_pairs([]), popularity, ["c1"], CUTOFF)

@@ -168,7 +168,9 @@ class CandidateContext:
             context.neighbours["similarity"] = context._neighbour_matrix(
                 "similar_frame", "similarity", "", {}
             )
-        if _has_rows(purchases) and countries:
+        # in a one-country shop the country's favourites are the shop's: the `popular` source
+        # under another name, so the country source only exists where countries differ
+        if _has_rows(purchases) and len(set(countries.values())) > 1:
             countries_frame = pd.DataFrame(
                 {"customer_id": list(countries), "country": list(countries.values())}, dtype=str
             )
