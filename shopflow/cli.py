@@ -104,13 +104,13 @@ def cmd_load(args: argparse.Namespace, settings: Settings) -> int:
         from shopflow.adapters.mapping import MappingAdapter
 
         if args.path is not None:
-            raise SystemExit(
+            raise ValueError(
                 "shopflow load --mapping FILE takes no PATH: the mapping names its files"
             )
         source, path = MappingAdapter(), Path(args.mapping)
     else:
         if args.path is None:
-            raise SystemExit(f"shopflow load --source {args.source} needs the PATH of the file")
+            raise ValueError(f"shopflow load --source {args.source} needs the PATH of the file")
         source, path = args.source, Path(args.path)
     settings.ensure_dirs()
     # business dates are the shop's local dates (shop.timezone)
