@@ -40,8 +40,8 @@ Rules:
   with a time zone are converted to UTC as they are.
 - Every contract column must be mapped, except the ones that may be empty
   (:data:`NULLABLE`), which are null when left out. ``order_lines`` is required; an entity
-  left out (``products``, ``customers``) is not landed: the pipeline derives it from the
-  order lines (docs/design.md, "Landing contract").
+  left out or written ``customers: derived`` (``products``, ``customers``) is not landed:
+  the pipeline derives it from the order lines (docs/design.md, "Landing contract").
 - A join whose key matches several rows for one row of the table before it is an error (it
   would duplicate order lines).
 - Every error (:class:`MappingError`) names the mapping file, the key and the rule, and is
@@ -86,6 +86,8 @@ NULLABLE: dict[str, frozenset[str]] = {
     "products": frozenset({"name", "category", "list_price"}),
     "customers": frozenset({"country"}),
 }
+# an optional entity written `customers: derived` is left to the pipeline, as if left out
+DERIVED = "derived"
 FORMATS = ("csv", "parquet")
 # mapping key -> DuckDB read_csv option
 CSV_OPTIONS = {
@@ -319,12 +321,12 @@ def parse_mapping(path: Path) -> Mapping:
         raise MappingError(path, "entities", "required: the contract entities to build")
     _check_keys(path, "entities", raw_entities, tuple(CONTRACT))
     for entity in REQUIRED_ENTITIES:
-        if entity not in raw_entities:
+        if raw_entities.get(entity, DERIVED) == DERIVED:
             raise MappingError(path, f"entities.{entity}", "required entity is not mapped")
     entities = {
         entity: _entity(path, entity, raw_entities[entity], tables)
         for entity in CONTRACT
-        if entity in raw_entities
+        if raw_entities.get(entity, DERIVED) != DERIVED
     }
     return Mapping(path, str(timezone), tables, entities)
 
