@@ -161,7 +161,7 @@ class Mapping:
 
 def _check_keys(path: Path, key: str, value: Any, allowed: tuple[str, ...] | list[str]) -> None:
     if not isinstance(value, dict):
-        raise MappingError(path, key, f"expected a mapping of keys, got {value!r}")
+        raise MappingError(path, key or "(file)", f"expected a mapping of keys, got {value!r}")
     unknown = [k for k in value if k not in allowed]
     if unknown:
         raise MappingError(

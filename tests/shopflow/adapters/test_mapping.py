@@ -5,7 +5,10 @@ mapping is refused with the file, the key and the rule before anything is writte
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -209,6 +212,13 @@ def test_the_cli_reports_a_broken_mapping_and_refuses_mixed_arguments(
         cli.main(["load", "--source", "online-retail-ii", "--mapping", str(path)])
 
 
+def test_an_empty_mapping_file_is_refused(tmp_path):
+    path = tmp_path / "empty.yml"
+    path.write_text("")
+    with pytest.raises(MappingError, match=r"empty\.yml: \(file\): expected a mapping of keys"):
+        parse_mapping(path)
+
+
 def test_the_readme_mapping_parses_with_every_table_and_entity(exports):
     _, folder, _ = exports
     mapping = parse_mapping(folder / "my_shop.yml")
@@ -216,3 +226,13 @@ def test_the_readme_mapping_parses_with_every_table_and_entity(exports):
     assert set(mapping.tables) == {"orders", "items", "customers", "products"}
     assert set(mapping.entities) == {"order_lines", "products", "customers"}
     assert mapping.tables["items"].options == {"delimiter": ";", "decimal": ","}
+
+
+def test_the_module_imports_no_heavy_library() -> None:
+    # a fresh interpreter: this one has pandas, duckdb and yaml imported already
+    code = (
+        "import sys, shopflow.adapters.mapping; "
+        "heavy = {'pandas', 'duckdb', 'yaml'} & set(sys.modules); assert not heavy, heavy"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO_ROOT, env=env)
