@@ -4,6 +4,7 @@ shopflow generate [--customers N] [--products N] [--days N] [--start DATE] [--se
                   [--profile wholesale|marketplace|fashion]
                   [--regime-change DATE]
 shopflow load --source online-retail-ii PATH
+shopflow load --mapping my_shop.yml         # the shop's own exports, described in YAML
 shopflow config show                      # the shop's configuration: each value and its source
 shopflow up | down | status               # the local Airflow services (UI, scheduler, ...)
 shopflow run --date YYYY-MM-DD            # shopflow_nightly through the scheduler
@@ -99,8 +100,21 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_load(args: argparse.Namespace, settings: Settings) -> int:
     from shopflow.adapters import load_source
 
+    if args.mapping is not None:
+        from shopflow.adapters.mapping import MappingAdapter
+
+        if args.path is not None:
+            raise ValueError(
+                "shopflow load --mapping FILE takes no PATH: the mapping names its files"
+            )
+        source, path = MappingAdapter(), Path(args.mapping)
+    else:
+        if args.path is None:
+            raise ValueError(f"shopflow load --source {args.source} needs the PATH of the file")
+        source, path = args.source, Path(args.path)
     settings.ensure_dirs()
-    result = load_source(args.source, Path(args.path), settings.landing_dir)
+    # business dates are the shop's local dates (shop.timezone)
+    result = load_source(source, path, settings.landing_dir, timezone=settings.timezone)
     print(json.dumps(result.__dict__, default=str, indent=2))
     return 0
 
@@ -485,9 +499,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gen.set_defaults(func=cmd_generate)
 
-    load = sub.add_parser("load", help="map a public export format onto the landing contract")
-    load.add_argument("--source", required=True, help="adapter name, e.g. online-retail-ii")
-    load.add_argument("path")
+    load = sub.add_parser(
+        "load",
+        help="map a public export format or the shop's own exports onto the landing contract",
+    )
+    load_from = load.add_mutually_exclusive_group(required=True)
+    load_from.add_argument("--source", help="adapter name, e.g. online-retail-ii")
+    load_from.add_argument(
+        "--mapping", metavar="FILE", help="a YAML mapping of the shop's own CSV/Parquet exports"
+    )
+    load.add_argument("path", nargs="?", help="the file to load (with --source)")
     load.set_defaults(func=cmd_load)
 
     config = sub.add_parser(

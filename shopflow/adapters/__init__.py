@@ -84,40 +84,50 @@ def get_adapter(name: str) -> SourceAdapter:
         raise ValueError(f"unknown source adapter {name!r}; known adapters: {known}") from None
 
 
-def _partition_by_day(frame: pd.DataFrame, column: str) -> list[tuple[dt.date, pd.DataFrame]]:
-    """Split ``frame`` by the calendar date of the (naive UTC) timestamp ``column``."""
+def _partition_by_day(
+    frame: pd.DataFrame, column: str, timezone: str = "UTC"
+) -> list[tuple[dt.date, pd.DataFrame]]:
+    """Split ``frame`` by the local date in ``timezone`` of the naive UTC timestamp ``column``
+    (the business date, see docs/design.md, "Landing contract")."""
     if frame.empty:
         return []
-    days = frame[column].dt.normalize()
+    stamps = frame[column]
+    if timezone != "UTC":
+        stamps = stamps.dt.tz_localize("UTC").dt.tz_convert(timezone).dt.tz_localize(None)
+    days = stamps.dt.normalize()
     return [
         (day.date(), part.reset_index(drop=True)) for day, part in frame.groupby(days, sort=True)
     ]
 
 
-def load_source(name: str, path: Path, landing_dir: Path) -> LoadResult:
-    """Read ``path`` with adapter ``name`` and write its landing partitions.
+def load_source(
+    source: str | SourceAdapter, path: Path, landing_dir: Path, *, timezone: str = "UTC"
+) -> LoadResult:
+    """Read ``path`` with ``source`` (a registered adapter's name, or an adapter such as
+    :class:`shopflow.adapters.mapping.MappingAdapter`) and write its landing partitions.
 
-    One ``order_lines`` partition per business date (UTC date of ``ordered_at``); products
-    land dated at their ``first_available_at`` and customers at their ``created_at``, so a
-    run for date D sees every product and customer its order lines reference, and nothing
-    from after D. Each written partition file replaces the one of a previous load (same file
+    One ``order_lines`` partition per business date: the local date in the shop's
+    ``timezone`` (setting ``shop.timezone``) of the UTC ``ordered_at``; products land dated
+    at the local date of their ``first_available_at`` and customers of their ``created_at``,
+    so a run for date D sees every product and customer its order lines reference, and
+    nothing from after D. Each written partition file replaces the one of a previous load (same file
     name, atomic rename): rerunning is idempotent. Partitions of dates the file does not
     cover are left untouched, so several files of one source (e.g. the two overlapping
     Online Retail II sheets) can be loaded one after the other.
     """
-    adapter = get_adapter(name)
+    adapter = get_adapter(source) if isinstance(source, str) else source
     path = Path(path)
     landing_dir = Path(landing_dir)
     shop = adapter.read(path)
 
-    order_days = _partition_by_day(shop.order_lines, "ordered_at")
+    order_days = _partition_by_day(shop.order_lines, "ordered_at", timezone)
     for day, part in order_days:
         write_partition(part, landing_dir, "order_lines", day)
     if shop.products is not None:
-        for day, part in _partition_by_day(shop.products, "first_available_at"):
+        for day, part in _partition_by_day(shop.products, "first_available_at", timezone):
             write_partition(part, landing_dir, "products", day)
     if shop.customers is not None:
-        for day, part in _partition_by_day(shop.customers, "created_at"):
+        for day, part in _partition_by_day(shop.customers, "created_at", timezone):
             write_partition(part, landing_dir, "customers", day)
 
     return LoadResult(

@@ -40,8 +40,10 @@ published 2009-2010 sheet (525,461 rows).
    :data:`NON_PRODUCT_CODE_REGEX` (:func:`non_product_code_sql`) to flag them
    ``is_sellable = false``. [``non_product_lines``] (2,938)
 10. ``InvoiceDate`` is UK local time (Europe/London) and becomes naive UTC ``ordered_at``;
-    the business date is its UTC date. A time in the repeated hour when the clocks go back is
-    read as the first one (BST); a time in the skipped hour when they go forward as GMT.
+    the business date is its local date in the shop's time zone (``shop.timezone``, UTC by
+    default; see :func:`shopflow.adapters.load_source`). A time in the repeated hour when the
+    clocks go back is read as the first one (BST); a time in the skipped hour when they go
+    forward as GMT.
     [``local_times_ambiguous``] (0), [``local_times_nonexistent``] (0)
 11. Mapping: ``order_id`` = Invoice as text; ``line_number`` = 1-based position of the line
     within its invoice in file order, counted after rules 2-7 (dense and unique per order);

@@ -1,7 +1,7 @@
-"""A shop unlike the demo, brought with a configuration file and no code edit: a Brazilian
-marketplace selling in BRL, its business day in America/Sao_Paulo, one country, one-time
-buyers. It loads and publishes; a configuration refusing its currency makes the first load
-name that cause first."""
+"""A shop unlike the demo, brought with a configuration file and a mapping of its own exports,
+no code edit: a Brazilian marketplace selling in BRL, its business day in America/Sao_Paulo,
+one country, one-time buyers. It loads and publishes; a configuration refusing its currency
+makes the first load name that cause first."""
 
 from __future__ import annotations
 
@@ -9,46 +9,72 @@ import datetime as dt
 import shutil
 
 import duckdb
-import pandas as pd
 import pytest
 
+from shopflow import cli
 from shopflow.generator import ShopSpec, generate_shop
 from shopflow.ingest import ingest_landing
 from shopflow.jobs.steps import NIGHTLY_STEPS
-from shopflow.landing import list_partitions, write_partition
 from shopflow.quality import QualityGateError
 from tests.conftest import make_settings
+from tests.shop_exports import write_exports
 
 SPEC = ShopSpec(customers=300, products=40, days=120, start=dt.date(2025, 1, 1), seed=21)
 CONFIG = '[shop]\ncurrencies = ["BRL"]\ntimezone = "America/Sao_Paulo"\n'
 
 
-def _as_marketplace(landing) -> None:
-    """Rewrite the generated shop as the marketplace sends it: BRL, one country, every order
-    by a new customer, and ``ordered_at`` in UTC for a local (UTC-3) time of day, so that the
-    evening's orders fall on the next UTC date but on the partition's local date."""
-    for partition in list_partitions(landing, "order_lines", SPEC.end):
-        lines = pd.read_parquet(partition.path)
-        local = lines["ordered_at"]
-        # the generator's time of day, read as Sao Paulo local time, handed over in UTC
-        utc = local.dt.tz_localize("America/Sao_Paulo").dt.tz_convert("UTC").dt.tz_localize(None)
-        lines = lines.assign(
-            ordered_at=utc,
-            currency="BRL",
-            country="BR",
-            customer_id=("C-" + lines["order_id"]).where(lines["customer_id"].notna()),
-        )
-        write_partition(lines, landing, "order_lines", partition.partition_date)
-    # the marketplace sends no customers entity: its one-time buyers are derived
-    shutil.rmtree(landing / "customers", ignore_errors=True)
+# The marketplace's own exports (tests.shop_exports) described for the landing contract: BRL,
+# one country, every order by a new customer (guests stay guests), wall-clock times of Sao
+# Paulo (UTC-3, so the evening's orders fall on the next UTC date but on the partition's local
+# date), cancelled orders left out. It sends no customers: its one-time buyers are derived.
+MAPPING = """\
+timezone: America/Sao_Paulo
+tables:
+  orders: {file: orders.csv}
+  items: {file: order_items.csv, delimiter: ";", decimal: ","}
+  products: {file: products.parquet}
+entities:
+  order_lines:
+    from: items
+    join:
+      - {table: orders, on: items.order_ref = orders.id}
+    where: orders.status = 'paid'
+    columns:
+      order_id: orders.id
+      line_number: items.pos
+      ordered_at: orders.placed_at
+      customer_id: "case when orders.buyer is null then null else 'C-' || orders.id end"
+      product_id: items.sku
+      quantity: items.qty
+      unit_price: items.price
+      currency: {value: BRL}
+      country: {value: BR}
+  products:
+    from: products
+    columns:
+      product_id: sku
+      name: title
+      category: category
+      list_price: price
+      first_available_at: launched_at
+"""
 
 
 @pytest.fixture(scope="module")
 def marketplace(tmp_path_factory):
-    settings = make_settings(tmp_path_factory.mktemp("marketplace") / "home")
-    settings.ensure_dirs()
-    generate_shop(SPEC, settings.landing_dir)
-    _as_marketplace(settings.landing_dir)
+    """A home holding only shopflow.toml, loaded with `shopflow load --mapping`."""
+    root = tmp_path_factory.mktemp("marketplace")
+    generate_shop(SPEC, root / "generated")
+    write_exports(root / "generated", root / "exports")
+    (root / "exports" / "marketplace.yml").write_text(MAPPING)
+    home = root / "home"
+    home.mkdir()
+    (home / "shopflow.toml").write_text(CONFIG)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SHOPFLOW_HOME", str(home))
+        assert cli.main(["load", "--mapping", str(root / "exports" / "marketplace.yml")]) == 0
+    settings = make_settings(home)
+    assert not (settings.landing_dir / "customers").exists()
     return settings
 
 

@@ -382,6 +382,26 @@ def test_load_source_writes_one_partition_per_utc_date(tmp_path: Path) -> None:
     assert products["product_id"].tolist() == ["47503J", "85123A"]
 
 
+def test_load_source_partitions_by_the_shops_local_date(tmp_path: Path) -> None:
+    """A shop whose time zone is London files the order placed 2010-07-01 00:30 BST under
+    its local date, not under the UTC date 2010-06-30."""
+    landing = tmp_path / "landing"
+    result = load_source(SOURCE, write_parquet(tmp_path), landing, timezone="Europe/London")
+
+    assert sorted(p.name for p in (landing / "order_lines").iterdir()) == [
+        "2009-12-01",
+        "2010-02-01",
+        "2010-07-01",
+        "2010-07-02",
+        "2010-07-03",
+    ]
+    assert (result.first_date, result.last_date) == (dt.date(2009, 12, 1), dt.date(2010, 7, 3))
+    lines = pd.read_parquet(landing / "order_lines/2010-07-01/part-0.parquet")
+    assert records(lines) == EXPECTED_ORDER_LINES[5:7]  # ordered_at stays UTC
+    products = pd.read_parquet(landing / "products/2010-07-01/part-0.parquet")
+    assert products["product_id"].tolist() == ["47503J", "85123A"]
+
+
 def test_load_source_is_idempotent(tmp_path: Path) -> None:
     landing = tmp_path / "landing"
     source = write_parquet(tmp_path)
