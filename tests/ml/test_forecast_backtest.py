@@ -206,3 +206,20 @@ def test_backtest_without_a_built_warehouse_says_what_to_do(settings, monkeypatc
     error = capsys.readouterr().err
     assert "has no features yet" in error and "make run" in error
     assert not settings.warehouse_path.exists()
+
+
+def test_recipe_evaluation_tells_each_fold_as_it_starts(feat):
+    from ml.evaluation import evaluate_forecast_recipes, forecast_fold_origins
+    from ml.features import ForecastInputs
+
+    frame, run_date = feat
+    told: list[str] = []
+    evaluation = evaluate_forecast_recipes(
+        ForecastInputs(frame), run_date, {"challenger": PARAMS}, n_folds=2, on_phase=told.append
+    )
+    origins = forecast_fold_origins(run_date, 2)
+    assert told == [
+        f"forecaster evaluation fold {number}/2: origin {origin}"
+        for number, origin in enumerate(origins, start=1)
+    ]
+    assert evaluation.folds == [o.isoformat() for o in origins]  # telling changes nothing
