@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -85,15 +86,20 @@ def evaluate_forecast_recipes(
     recipes: dict[str, ForecastParams],
     *,
     n_folds: int = 2,
+    on_phase: Callable[[str], None] | None = None,
 ) -> FoldEvaluation:
     """Refit each recipe at every fold origin; baselines on the same rows.
 
     ``recipes`` maps a candidate name (``challenger``, ``champion``) to its parameters; equal
     parameters are fitted once (training is deterministic, the result would be identical).
+    ``on_phase`` (optional) is told each fold as it starts, for a progress display.
     """
     feat = inputs.feat
     evaluation = FoldEvaluation()
-    for origin in forecast_fold_origins(run_date, n_folds):
+    origins = forecast_fold_origins(run_date, n_folds)
+    for number, origin in enumerate(origins, start=1):
+        if on_phase:
+            on_phase(f"forecaster evaluation fold {number}/{len(origins)}: origin {origin}")
         some_params = next(iter(recipes.values()))
         holdout = forecast_holdout_frame(feat, origin, some_params.horizon_days)
         training_rows = build_training_frame(feat, origin, some_params)
@@ -149,12 +155,23 @@ def _ranking_scores(
 
 
 def evaluate_ranker_recipes(
-    inputs: RecommendInputs, run_date: dt.date, recipes: dict[str, RankerParams]
+    inputs: RecommendInputs,
+    run_date: dt.date,
+    recipes: dict[str, RankerParams],
+    on_phase: Callable[[str], None] | None = None,
 ) -> FoldEvaluation:
-    """Refit each recipe at every fold's train cutoff; baselines on the same test customers."""
+    """Refit each recipe at every fold's train cutoff; baselines on the same test customers.
+
+    ``on_phase`` (optional) is told each fold as it starts, for a progress display."""
     evaluation = FoldEvaluation()
     k = next(iter(recipes.values())).k
-    for train_cutoff, test_cutoff in ranker_folds(inputs, run_date):
+    folds = ranker_folds(inputs, run_date)
+    for number, (train_cutoff, test_cutoff) in enumerate(folds, start=1):
+        if on_phase:
+            on_phase(
+                f"ranker evaluation fold {number}/{len(folds)}: "
+                f"train at {train_cutoff}, test at {test_cutoff}"
+            )
         train_customers = customers_buying_after(inputs.purchases, train_cutoff)
         test_customers = customers_buying_after(inputs.purchases, test_cutoff)
         if not train_customers or not test_customers:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandas as pd
@@ -85,18 +86,22 @@ def train_forecaster(
     params: ForecastParams | None = None,
     backtest_origins: int = 2,
     backtest: forecast_backtest.BacktestResult | None = None,
+    on_phase: Callable[[str], None] | None = None,
 ) -> TrainedModel:
     """Backtest the configuration (rolling origin, ``backtest_origins`` 28-day windows ending
     at ``run_date``; or reuse ``backtest`` when the caller already ran it), then fit on
     everything up to ``run_date``. The backtest is the version's record, so publishing puts
-    it into ``exports.model_performance`` once the model is registered."""
+    it into ``exports.model_performance`` once the model is registered. ``on_phase``
+    (optional) is told each fold and the final fit as they start, for a progress display."""
     params = params or ForecastParams()
     if backtest is None:
         backtest = forecast_backtest.backtest_forecaster(
-            inputs.feat, run_date, params, n_origins=backtest_origins
+            inputs.feat, run_date, params, n_origins=backtest_origins, on_phase=on_phase
         )
     evaluation = backtest.results
     first_origin = backtest.origins[0] if backtest.origins else run_date
+    if on_phase:
+        on_phase(f"forecaster final fit on everything up to {run_date}")
     training = build_training_frame(inputs.feat, run_date, params)
     model = DemandForecaster.train(training, params)
     return TrainedModel(
@@ -121,10 +126,15 @@ ranking_report = recommend_backtest.ranking_report
 purchases_between = recommend_backtest.purchases_between
 
 
-def evaluate_ranker(inputs: RecommendInputs, run_date: dt.date, params: RankerParams) -> dict:
+def evaluate_ranker(
+    inputs: RecommendInputs,
+    run_date: dt.date,
+    params: RankerParams,
+    on_phase: Callable[[str], None] | None = None,
+) -> dict:
     """Hold out the 28 days up to run_date: fit at the feature cutoffs whose labels end by
     run_date-28, evaluate at run_date-28 next to the baselines (ml.recommend.backtest)."""
-    return recommend_backtest.backtest(inputs, run_date, params).results
+    return recommend_backtest.backtest(inputs, run_date, params, on_phase).results
 
 
 def train_ranker(
@@ -133,19 +143,27 @@ def train_ranker(
     *,
     params: RankerParams | None = None,
     evaluation: dict | None = None,
+    on_phase: Callable[[str], None] | None = None,
 ) -> TrainedModel:
     """Evaluate (unless ``evaluation`` is given: a backtest of the same recipe), then refit on
-    every feature cutoff whose label window ends by run_date."""
+    every feature cutoff whose label window ends by run_date. ``on_phase`` (optional) is told
+    each step as it starts, for a progress display."""
     params = params or RankerParams()
     if evaluation is None:
-        evaluation = evaluate_ranker(inputs, run_date, params)
+        if on_phase:
+            on_phase(f"ranker holdout evaluation ({HOLDOUT_DAYS} days up to {run_date})")
+        evaluation = evaluate_ranker(inputs, run_date, params, on_phase)
     cutoffs = recommend_backtest.training_cutoffs(inputs, run_date)
     if not cutoffs:
         raise ValueError(
             f"no feature cutoff at least {HOLDOUT_DAYS} days before {run_date}: "
             "check feature_cutoff_offsets_days in dbt_project.yml"
         )
-    training = recommend_backtest.training_frame(inputs, cutoffs, params)
+    if on_phase:
+        on_phase(f"ranker final fit at {len(cutoffs)} cutoffs up to {run_date}")
+    training = recommend_backtest.training_frame(inputs, cutoffs, params, on_phase)
+    if on_phase:
+        on_phase(f"ranker final fit on {len(training):,} rows")
     ranker = Ranker.train(training, params)
     return TrainedModel(
         RANKER_MODEL,

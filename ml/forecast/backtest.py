@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -152,12 +153,18 @@ def backtest_forecaster(
     run_date: dt.date,
     params: ForecastParams | None = None,
     n_origins: int = 2,
+    on_phase: Callable[[str], None] | None = None,
 ) -> BacktestResult:
-    """Rolling-origin backtest ending at ``run_date``; see the module docstring."""
+    """Rolling-origin backtest ending at ``run_date``; see the module docstring.
+
+    ``on_phase`` (optional) is told each fold as it starts, for a progress display."""
     params = params or ForecastParams()
     feat = feat[pd.to_datetime(feat["demand_date"]) <= pd.Timestamp(run_date)]
     origins, frames, seconds = [], [], {}
-    for origin in rolling_origins(run_date, n_origins, params.horizon_days):
+    all_origins = rolling_origins(run_date, n_origins, params.horizon_days)
+    for number, origin in enumerate(all_origins, start=1):
+        if on_phase:
+            on_phase(f"forecaster fold {number}/{len(all_origins)}: origin {origin}")
         rows, train_seconds = forecast_candidates(feat, origin, params)
         if rows.empty:
             continue

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -97,17 +98,25 @@ def sample_query_groups(customers: list[str], n: int, seed: int) -> list[str]:
     return sorted(customers[i] for i in picked)
 
 
-def training_frame(inputs, cutoffs: list[dt.date], params: RankerParams) -> pd.DataFrame:
+def training_frame(
+    inputs,
+    cutoffs: list[dt.date],
+    params: RankerParams,
+    on_phase: Callable[[str], None] | None = None,
+) -> pd.DataFrame:
     """Labelled candidates of the customers who bought after each cutoff, all cutoffs stacked.
 
     A customer is one query group per cutoff (``customer_id@cutoff``). At most
     ``params.max_query_groups_per_cutoff`` customers per cutoff (a seeded sample); candidates
     are built a chunk of customers at a time and reduced to what the ranker trains on at once
     (groups with a positive, ``params.negatives_per_customer`` negatives each), so memory is
-    bounded by one chunk, not by the shop.
+    bounded by one chunk, not by the shop. ``on_phase`` (optional) is told each cutoff as
+    it starts, for a progress display.
     """
     frames = []
-    for cutoff in cutoffs:
+    for number, cutoff in enumerate(cutoffs, start=1):
+        if on_phase:
+            on_phase(f"ranker training candidates, cutoff {number}/{len(cutoffs)}: {cutoff}")
         customers = sample_query_groups(
             customers_buying_after(inputs.purchases, cutoff),
             params.max_query_groups_per_cutoff,
@@ -141,8 +150,16 @@ class BacktestResult:
     facts: dict[str, float] = field(default_factory=dict)
 
 
-def backtest(inputs, run_date: dt.date, params: RankerParams) -> BacktestResult:
-    """Hold out the 28 days up to ``run_date``: fit before, score and compare on them."""
+def backtest(
+    inputs,
+    run_date: dt.date,
+    params: RankerParams,
+    on_phase: Callable[[str], None] | None = None,
+) -> BacktestResult:
+    """Hold out the 28 days up to ``run_date``: fit before, score and compare on them.
+
+    ``on_phase`` (optional) is told each step as it starts, for a progress display."""
+    phase = on_phase or (lambda text: None)
     test_cutoff = run_date - dt.timedelta(days=LABEL_WINDOW_DAYS)
     cutoffs = training_cutoffs(inputs, test_cutoff)
     result = BacktestResult(test_cutoff, cutoffs)
@@ -150,13 +167,15 @@ def backtest(inputs, run_date: dt.date, params: RankerParams) -> BacktestResult:
     if not cutoffs or not test_customers:
         return result
     started = time.perf_counter()
-    training = training_frame(inputs, cutoffs, params)
+    training = training_frame(inputs, cutoffs, params, on_phase)
+    phase(f"ranker fit on {len(training):,} rows")
     ranker = Ranker.train(training, params)
     result.facts["train_seconds"] = time.perf_counter() - started
     result.facts["train_rows"] = float(len(training))
 
     started = time.perf_counter()
     k = params.k
+    phase(f"ranker scoring {len(test_customers):,} test customers")
     # the deeper list is the ceiling the ranker works under: the candidates' recall@100
     lists, deep_lists = recommend_for(
         ranker, inputs, test_customers, test_cutoff, (k, CANDIDATE_DEPTH)
@@ -170,6 +189,7 @@ def backtest(inputs, run_date: dt.date, params: RankerParams) -> BacktestResult:
         result.results["model"][f"candidate_recall_at_{CANDIDATE_DEPTH}:{segment}"] = deep[
             f"recall_at_{CANDIDATE_DEPTH}:{segment}"
         ]
+    phase("recommendation baselines")
     for name, baseline in recommend_baselines.BASELINES.items():
         extra = {}
         if name in recommend_baselines.NEEDS_COOCCURRENCE:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from shopflow.adapters.base import AdaptedShop
 from shopflow.adapters.online_retail_ii import OnlineRetailII
 from shopflow.landing import write_partition
+from shopflow.progress import progress
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -118,17 +119,23 @@ def load_source(
     adapter = get_adapter(source) if isinstance(source, str) else source
     path = Path(path)
     landing_dir = Path(landing_dir)
-    shop = adapter.read(path)
+    with progress(f"load {adapter.name}: reading {path.name}"):
+        shop = adapter.read(path)
 
     order_days = _partition_by_day(shop.order_lines, "ordered_at", timezone)
-    for day, part in order_days:
-        write_partition(part, landing_dir, "order_lines", day)
-    if shop.products is not None:
-        for day, part in _partition_by_day(shop.products, "first_available_at", timezone):
-            write_partition(part, landing_dir, "products", day)
-    if shop.customers is not None:
-        for day, part in _partition_by_day(shop.customers, "created_at", timezone):
-            write_partition(part, landing_dir, "customers", day)
+    partitions = [("order_lines", day, part) for day, part in order_days]
+    for table, frame, column in (
+        ("products", shop.products, "first_available_at"),
+        ("customers", shop.customers, "created_at"),
+    ):
+        if frame is not None:
+            partitions += [
+                (table, day, part) for day, part in _partition_by_day(frame, column, timezone)
+            ]
+    with progress(f"load {adapter.name}", total=len(partitions), unit="partitions") as shown:
+        for table, day, part in partitions:
+            write_partition(part, landing_dir, table, day)
+            shown.advance(1, detail=f"{table} {day}")
 
     return LoadResult(
         source=adapter.name,

@@ -4,6 +4,8 @@ Backtests only read: no registry write, no publish, no ingest, no dbt. When the 
 lacks what a backtest as of a date needs, they fail fast with :class:`MissingInputsError`
 naming the command that builds it. Registering a challenger is its own command
 (``shopflow models train MODEL --date D``, :func:`shopflow.jobs.retrain.train_model`).
+Folds and fits are shown as they go (:mod:`shopflow.progress`, on stderr: stdout keeps
+only the report).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from shopflow.jobs.inputs import (
     read_training_forecast_inputs,
     read_training_recommend_inputs,
 )
+from shopflow.progress import progress
 from shopflow.warehouse import features_built_as_of
 
 NO_FEATURES = (
@@ -41,11 +44,13 @@ def backtest_forecast(
             f"the warehouse's features end at {last_day}, before {run_date}: "
             f"run `shopflow run --date {run_date}` first"
         )
-    inputs = read_training_forecast_inputs(settings, run_date)
-    params = ForecastParams(horizon_days=settings.forecast_horizon_days)
-    result = forecast_backtest.backtest_forecaster(
-        inputs.feat, run_date, params, n_origins=n_origins
-    )
+    with progress(f"backtest forecast as of {run_date}") as shown:
+        shown.phase("reading the inputs")
+        inputs = read_training_forecast_inputs(settings, run_date)
+        params = ForecastParams(horizon_days=settings.forecast_horizon_days)
+        result = forecast_backtest.backtest_forecaster(
+            inputs.feat, run_date, params, n_origins=n_origins, on_phase=shown.phase
+        )
     if not result.results:
         raise ValueError(f"nothing to backtest as of {run_date}: history shorter than a window")
     return result
@@ -59,8 +64,12 @@ def backtest_recommend(
     run_date = run_date or features_built_as_of(settings)
     if run_date is None:
         raise MissingInputsError(NO_FEATURES)
-    inputs = read_training_recommend_inputs(settings, run_date)
-    result = recommend_backtest.backtest(inputs, run_date, params or RankerParams())
+    with progress(f"backtest recommend as of {run_date}") as shown:
+        shown.phase("reading the inputs")
+        inputs = read_training_recommend_inputs(settings, run_date)
+        result = recommend_backtest.backtest(
+            inputs, run_date, params or RankerParams(), on_phase=shown.phase
+        )
     if not result.results:
         raise ValueError(f"nothing to backtest as of {run_date}: no purchases or no cutoffs")
     return result

@@ -37,6 +37,7 @@ from shopflow import dbt
 from shopflow.ingest import changed_partitions, read_manifest
 from shopflow.jobs.inputs import read_training_forecast_inputs, read_training_recommend_inputs
 from shopflow.jobs.published import published_run_dates
+from shopflow.progress import progress
 from shopflow.registry import ModelVersion, Registry
 from shopflow.warehouse import connect, features_built_as_of, table_exists
 
@@ -118,13 +119,17 @@ def train_model(
     params: ForecastParams | RankerParams | None = None,
 ) -> TrainingResult:
     """Train ``model_name`` on everything up to ``run_date`` and register it as a challenger
-    (never promoted here). Reads the warehouse, writes only the registry."""
-    inputs = training_inputs(settings, model_name, run_date)
-    if model_name == FORECAST_MODEL:
-        trained = train_forecaster(inputs, run_date, params=params)
-    else:
-        trained = train_ranker(inputs, run_date, params=params)
-    version = register_trained(Registry(settings), trained, created_by=created_by)
+    (never promoted here). Reads the warehouse, writes only the registry. Its folds and fits
+    are shown as they go (:mod:`shopflow.progress`, on stderr)."""
+    with progress(f"training {model_name} as of {run_date}") as shown:
+        shown.phase("reading the training inputs")
+        inputs = training_inputs(settings, model_name, run_date)
+        if model_name == FORECAST_MODEL:
+            trained = train_forecaster(inputs, run_date, params=params, on_phase=shown.phase)
+        else:
+            trained = train_ranker(inputs, run_date, params=params, on_phase=shown.phase)
+        shown.phase("registering the challenger")
+        version = register_trained(Registry(settings), trained, created_by=created_by)
     return TrainingResult(version, trained.results)
 
 
@@ -288,13 +293,15 @@ def evaluate_challenger(
             recipes["champion"] = params_from_record(model_name, champion)
         else:
             champion_note = "champion's feature schema differs from this code's; it cannot score"
-    inputs = training_inputs(settings, model_name, run_date)
-    if model_name == FORECAST_MODEL:
-        evaluation = evaluate_forecast_recipes(
-            inputs, run_date, recipes, n_folds=policy.forecast_folds
-        )
-    else:
-        evaluation = evaluate_ranker_recipes(inputs, run_date, recipes)
+    with progress(f"evaluating {model_name} {challenger.version} as of {run_date}") as shown:
+        shown.phase("reading the inputs")
+        inputs = training_inputs(settings, model_name, run_date)
+        if model_name == FORECAST_MODEL:
+            evaluation = evaluate_forecast_recipes(
+                inputs, run_date, recipes, n_folds=policy.forecast_folds, on_phase=shown.phase
+            )
+        else:
+            evaluation = evaluate_ranker_recipes(inputs, run_date, recipes, shown.phase)
     result = evaluation.as_dict()
     result["champion_note"] = champion_note
     result["champion_baseline"] = champion_baseline

@@ -155,9 +155,13 @@ def test_cli_backtest_forecast_prints_the_table_and_registers_nothing(
     home, _ = private_home
     monkeypatch.setattr("shopflow.jobs.backtests.ForecastParams", _quick)
     assert main(["backtest", "forecast", "--origins", "2"]) == 0
-    printed = capsys.readouterr().out
+    printed, shown = capsys.readouterr()
     assert "baseline_mean_28" in printed and "top20" in printed
     assert not home.registry_path.exists()
+    # progress goes to stderr, one fold at a time, and never into the printed table
+    assert "fold 1/2: origin" in shown and "fold 2/2: origin" in shown
+    assert "backtest forecast as of " in shown and ": done in " in shown
+    assert "fold 1/2" not in printed
 
 
 def test_cli_backtest_forecast_after_the_features_end_says_what_to_run(private_home, capsys):
@@ -178,7 +182,14 @@ def test_cli_models_train_registers_a_challenger_with_its_backtest(
     home, run_date = private_home
     monkeypatch.setattr("ml.training.ForecastParams", _quick)
     assert main(["models", "train", "demand_forecast", "--date", run_date.isoformat()]) == 0
-    assert "registered demand_forecast" in capsys.readouterr().out
+    printed, shown = capsys.readouterr()
+    assert "registered demand_forecast" in printed
+    what = f"training demand_forecast as of {run_date}"
+    first, last = rolling_origins(run_date, 2, 28)
+    assert f"{what}: forecaster fold 1/2: origin {first}" in shown
+    assert f"{what}: forecaster fold 2/2: origin {last}" in shown
+    assert f"{what}: forecaster final fit on everything up to {run_date}" in shown
+    assert f"{what}: done in " in shown
     (version,) = Registry(home).versions("demand_forecast")
     assert (version.status, version.created_by) == ("challenger", "shopflow models train")
     assert version.metrics["backtest_origins"] == [
@@ -195,3 +206,20 @@ def test_backtest_without_a_built_warehouse_says_what_to_do(settings, monkeypatc
     error = capsys.readouterr().err
     assert "has no features yet" in error and "make run" in error
     assert not settings.warehouse_path.exists()
+
+
+def test_recipe_evaluation_tells_each_fold_as_it_starts(feat):
+    from ml.evaluation import evaluate_forecast_recipes, forecast_fold_origins
+    from ml.features import ForecastInputs
+
+    frame, run_date = feat
+    told: list[str] = []
+    evaluation = evaluate_forecast_recipes(
+        ForecastInputs(frame), run_date, {"challenger": PARAMS}, n_folds=2, on_phase=told.append
+    )
+    origins = forecast_fold_origins(run_date, 2)
+    assert told == [
+        f"forecaster evaluation fold {number}/2: origin {origin}"
+        for number, origin in enumerate(origins, start=1)
+    ]
+    assert evaluation.folds == [o.isoformat() for o in origins]  # telling changes nothing

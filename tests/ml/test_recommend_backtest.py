@@ -61,7 +61,11 @@ def test_backtest_command_prints_the_model_and_every_baseline(backtested, monkey
     settings, run_date = backtested
     monkeypatch.setenv("SHOPFLOW_HOME", str(settings.home))
     assert main(["backtest", "recommend"]) == 0
-    out = capsys.readouterr().out
+    out, shown = capsys.readouterr()
+    # the ranker's steps as they go, on stderr only
+    assert f"backtest recommend as of {run_date}: ranker training candidates, cutoff 1/" in shown
+    assert "ranker fit on " in shown and "ranker scoring " in shown
+    assert "ranker" not in out.split("\n")[0]
     assert f"test cutoff {run_date - dt.timedelta(days=28)}" in out
     rows = {line.split()[0] for line in out.splitlines() if line.strip()}
     assert {
