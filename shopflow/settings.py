@@ -68,6 +68,8 @@ class Settings:
     # the Celery queue of tasks that read or write SHOPFLOW_HOME: only workers on the machine
     # holding it serve it (shopflow.deploy.topology)
     home_queue: str = "shopflow_home"
+    # first wait before a task that failed on the machine is retried (then doubled)
+    retry_delay_seconds: int = 120
     # longest wait for one DAG run (or backfill) started by `shopflow run|retrain|backfill`
     run_timeout_minutes: int = 180
     # where on-call opens the Airflow UI, for the links in failure messages (runbooks, Data
@@ -247,6 +249,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         airflow_executor=_env_choice(env, "SHOPFLOW_AIRFLOW_EXECUTOR", ("local", "celery")),
         home_queue=env.get("SHOPFLOW_HOME_QUEUE") or "shopflow_home",
         run_timeout_minutes=_env_int(env, "SHOPFLOW_RUN_TIMEOUT_MINUTES", 180),
+        retry_delay_seconds=_env_int(env, "SHOPFLOW_RETRY_DELAY_SECONDS", 120),
         ui_base_url=(env.get("SHOPFLOW_UI_URL") or "").rstrip("/") or None,
         live_window_days=_env_int(env, "SHOPFLOW_LIVE_WINDOW_DAYS", 28),
         live_margin=float(env.get("SHOPFLOW_LIVE_MARGIN") or 0.1),

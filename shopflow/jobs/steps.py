@@ -45,14 +45,15 @@ def default_args() -> dict:
     """
     from shopflow.settings import load_settings  # cheap: the standard library only
 
+    settings = load_settings()
     return {
         "owner": "shopflow",
         "retries": 2,
-        "retry_delay": dt.timedelta(minutes=2),
+        "retry_delay": dt.timedelta(seconds=settings.retry_delay_seconds),
         "retry_exponential_backoff": True,
         # one slot: tasks touching the warehouse DuckDB file never run concurrently
         "pool": WAREHOUSE_POOL,
-        "queue": load_settings().home_queue,
+        "queue": settings.home_queue,
         # mails on-call when SHOPFLOW_ALERT_EMAILS is set (off by default)
         "on_failure_callback": failure_notifier(),
     }

@@ -118,6 +118,7 @@ def celery_run():
         "SHOPFLOW_AIRFLOW_PORT": str(free_port_block(PORT_BLOCK["celery"])),
         "SHOPFLOW_RUN_TIMEOUT_MINUTES": "15",
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT_S),
+        "SHOPFLOW_RETRY_DELAY_SECONDS": "10",  # the killed task's retry: no two-minute wait
     }
     settings = load_settings(env)
     shop = generate_shop(TINY_SPEC, settings.landing_dir)
