@@ -20,9 +20,12 @@ none is named by Airflow itself, ``backfill__<run after>``: the day after its da
 
 A home whose data does not land every day (the demo shop's history, a test's) switches the
 schedule off (``[airflow] schedule = false`` in ``shopflow.toml``, or ``SHOPFLOW_SCHEDULE=off``):
-:func:`scheduled` then gives the DAGs no timetable, and only the runs asked for run. A
-scheduled night for a date whose data never lands would wait for it for hours holding the
-nightly's one run slot, with every asked-for run queued behind it.
+:func:`scheduled` then switches the timetable off. It stays the DAG's timetable (a manual run
+for D still covers the day D, and Airflow's backfills, which need a periodic timetable, still
+run), but it gives the scheduler no run (``next_dagrun_info`` answers None unless asked with
+catch-up, as a backfill asks) and the UI shows it as off. A scheduled night for a date whose
+data never lands would wait for it for hours holding the nightly's one run slot, with every
+asked-for run queued behind it.
 
 Airflow serializes a DAG's timetable only when a plugin registers its class: the
 ``shopflow`` plugin (``shopflow.airflow_plugin``) does.
@@ -31,23 +34,34 @@ Airflow serializes a DAG's timetable only when a plugin registers its class: the
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, TypeVar
 
-from airflow.timetables.base import DagRunInfo, DataInterval, Timetable
+from airflow.timetables.base import DagRunInfo, DataInterval
 from airflow.timetables.interval import CronDataIntervalTimetable
 from airflow.timetables.trigger import CronTriggerTimetable
 
 # a scheduled time this recent still runs when the DAG is switched on: the scheduler may look
 # again just after a run's time, before it created that run
 GRACE = dt.timedelta(hours=1)
+T = TypeVar("T", "BusinessDayTimetable", "UpcomingCronTriggerTimetable")
 
 
-def scheduled(timetable: Timetable) -> Timetable | None:
-    """The DAG's schedule: ``timetable``, or None when the home's schedule is off
-    (``Settings.schedule``). Read when the DAG file is parsed: environment and shopflow.toml."""
+OFF_SUMMARY = "off (schedule = false): only runs asked for"
+
+
+def scheduled(timetable: T) -> T:
+    """``timetable`` switched on or off as the home says (``Settings.schedule``), read when the
+    DAG file is parsed: environment and shopflow.toml."""
     from shopflow.settings import load_settings
 
-    return timetable if load_settings().schedule else None
+    timetable.scheduled = load_settings().schedule
+    return timetable
+
+
+def _switched_off(timetable, restriction) -> bool:
+    """No run for the scheduler from a timetable switched off; a backfill (which iterates
+    the timetable with catch-up) still gets its dates."""
+    return not timetable.scheduled and not restriction.catchup
 
 
 def _now():
@@ -60,16 +74,28 @@ class BusinessDayTimetable(CronDataIntervalTimetable):
     """Daily data intervals [D 00:00, D+1 00:00) UTC, each run after its end, run ids
     ``<run_id_prefix>__D``."""
 
-    def __init__(self, run_id_prefix: str = "nightly") -> None:
+    def __init__(self, run_id_prefix: str = "nightly", scheduled: bool = True) -> None:
         super().__init__("0 0 * * *", "UTC")
         self.run_id_prefix = run_id_prefix
+        self.scheduled = scheduled
 
     @classmethod
     def deserialize(cls, data: dict[str, Any]) -> BusinessDayTimetable:
-        return cls(data.get("run_id_prefix", "nightly"))
+        return cls(data.get("run_id_prefix", "nightly"), data.get("scheduled", True))
 
     def serialize(self) -> dict[str, Any]:
-        return {"run_id_prefix": self.run_id_prefix}
+        return {"run_id_prefix": self.run_id_prefix, "scheduled": self.scheduled}
+
+    @property
+    def summary(self) -> str:
+        return super().summary if self.scheduled else OFF_SUMMARY
+
+    def next_dagrun_info(self, *, last_automated_data_interval, restriction) -> DagRunInfo | None:
+        if _switched_off(self, restriction):
+            return None
+        return super().next_dagrun_info(
+            last_automated_data_interval=last_automated_data_interval, restriction=restriction
+        )
 
     def generate_run_id(self, *, run_type, run_after, data_interval, **extra) -> str:
         if data_interval is None:
@@ -94,21 +120,32 @@ class UpcomingCronTriggerTimetable(CronTriggerTimetable):
     """A UTC cron trigger whose first run after being switched on is never a past one; run
     ids ``<run_id_prefix>__<date of the run's time>``."""
 
-    def __init__(self, cron: str, run_id_prefix: str) -> None:
+    def __init__(self, cron: str, run_id_prefix: str, scheduled: bool = True) -> None:
         super().__init__(cron, timezone="UTC")
         self.run_id_prefix = run_id_prefix
+        self.scheduled = scheduled
 
     @classmethod
     def deserialize(cls, data: dict[str, Any]) -> UpcomingCronTriggerTimetable:
-        return cls(data["expression"], data["run_id_prefix"])
+        return cls(data["expression"], data["run_id_prefix"], data.get("scheduled", True))
 
     def serialize(self) -> dict[str, Any]:
-        return {"expression": self._expression, "run_id_prefix": self.run_id_prefix}
+        return {
+            "expression": self._expression,
+            "run_id_prefix": self.run_id_prefix,
+            "scheduled": self.scheduled,
+        }
+
+    @property
+    def summary(self) -> str:
+        return super().summary if self.scheduled else OFF_SUMMARY
 
     def generate_run_id(self, *, run_type, run_after, data_interval, **extra) -> str:
         return f"{self.run_id_prefix}__{run_after.date().isoformat()}"
 
     def next_dagrun_info(self, *, last_automated_data_interval, restriction) -> DagRunInfo | None:
+        if _switched_off(self, restriction):
+            return None
         info = super().next_dagrun_info(
             last_automated_data_interval=last_automated_data_interval, restriction=restriction
         )

@@ -103,8 +103,34 @@ def test_the_home_switches_the_schedule_off(tmp_path, monkeypatch, toml, env, ex
         monkeypatch.delenv("SHOPFLOW_SCHEDULE", raising=False)
     else:
         monkeypatch.setenv("SHOPFLOW_SCHEDULE", env)
-    timetable = BusinessDayTimetable()
-    assert scheduled(timetable) is (timetable if expected else None)
+    assert scheduled(BusinessDayTimetable()).scheduled is expected
+    assert scheduled(UpcomingCronTriggerTimetable("0 5 * * 0", "retrain")).scheduled is expected
+
+
+@pytest.mark.parametrize(
+    "timetable",
+    [
+        BusinessDayTimetable(scheduled=False),
+        UpcomingCronTriggerTimetable("0 5 * * 0", "retrain", scheduled=False),
+    ],
+)
+def test_switched_off_no_run_is_scheduled_but_backfills_still_get_their_dates(
+    monkeypatch, timetable
+):
+    monkeypatch.setattr("shopflow.timetables._now", lambda: _utc(2026, 12, 6, 0, 20))
+    as_scheduler = TimeRestriction(earliest=SINCE_2000, latest=None, catchup=False)
+    assert (
+        timetable.next_dagrun_info(last_automated_data_interval=None, restriction=as_scheduler)
+        is None
+    )
+    # Airflow's backfill walks the timetable with catch-up between its dates
+    as_backfill = TimeRestriction(earliest=_utc(2025, 5, 28), latest=_utc(2025, 6, 2), catchup=True)
+    info = timetable.next_dagrun_info(last_automated_data_interval=None, restriction=as_backfill)
+    assert info is not None and info.run_after <= _utc(2025, 6, 2)
+    assert timetable.periodic  # Airflow refuses backfills of non-periodic timetables
+    assert timetable.summary.startswith("off")
+    again = type(timetable).deserialize(timetable.serialize())
+    assert again.scheduled is False and again.serialize() == timetable.serialize()
 
 
 def test_a_schedule_value_that_is_not_a_switch_is_an_error(tmp_path):
