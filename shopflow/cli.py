@@ -185,6 +185,20 @@ def schedule_line(settings: Settings) -> str:
     return f"schedule: off: only the runs asked for ({source})"
 
 
+def configure_demo_home(settings: Settings, last_date: dt.date) -> Settings:
+    """A new demo home gets a shopflow.toml with the schedule off (its data is history); a
+    home that has a configuration file keeps it as it is."""
+    from shopflow.config import config_path
+
+    path = config_path(settings.home)
+    if path.exists():
+        return settings
+    path.write_text(DEMO_CONFIG.format(last_date=last_date))
+    import os
+
+    return load_settings({**os.environ, "SHOPFLOW_HOME": str(settings.home)})
+
+
 DEMO_CONFIG = """\
 # Shopflow's configuration of this home; `shopflow config show` lists every setting.
 [airflow]
@@ -305,11 +319,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         f"({time.perf_counter() - started:.1f} s)"
     )
     run_date = shop.last_date
-    from shopflow.config import config_path
-
-    if not config_path(settings.home).exists():
-        config_path(settings.home).write_text(DEMO_CONFIG.format(last_date=run_date))
-        settings = load_settings()
+    settings = configure_demo_home(settings, run_date)
     print(schedule_line(settings))
     print(f"running shopflow_nightly for {run_date} through the Airflow scheduler ...")
     try:

@@ -108,3 +108,27 @@ def test_a_bad_configuration_file_stops_the_cli_with_its_message(tmp_path, monke
     assert main(["config", "show"]) == 2
 
     assert "shopflow.toml: not valid TOML" in capsys.readouterr().err
+
+
+def test_a_new_demo_home_switches_the_schedule_off_and_a_configured_one_is_left_alone(
+    tmp_path, monkeypatch
+):
+    import datetime as dt
+
+    from shopflow.cli import configure_demo_home, schedule_line
+
+    monkeypatch.delenv("SHOPFLOW_SCHEDULE", raising=False)
+    demo = load_settings({"SHOPFLOW_HOME": str(tmp_path / "demo")})
+    demo.ensure_dirs()
+    assert demo.schedule is True
+    configured = configure_demo_home(demo, dt.date(2025, 5, 30))
+    assert configured.schedule is False
+    assert "2025-05-30" in (tmp_path / "demo" / "shopflow.toml").read_text()
+    assert schedule_line(configured).startswith("schedule: off")
+
+    shop = tmp_path / "shop"
+    shop.mkdir()
+    (shop / "shopflow.toml").write_text('[shop]\ncurrencies = ["BRL"]\n')
+    kept = configure_demo_home(load_settings({"SHOPFLOW_HOME": str(shop)}), dt.date(2025, 5, 30))
+    assert kept.schedule is True
+    assert (shop / "shopflow.toml").read_text() == '[shop]\ncurrencies = ["BRL"]\n'
