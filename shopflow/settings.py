@@ -84,6 +84,8 @@ class Settings:
     live_window_days: int = 28
     live_margin: float = 0.1
     live_evaluations: int = 3
+    # nightly HTML reports kept (the latest run dates); older ones are removed
+    reports_kept: int = 60
     # -- the shop (shopflow.config: $SHOPFLOW_HOME/shopflow.toml, environment overrides) ------
     # currencies a line may carry: every ISO 4217 code unless the configuration restricts it
     known_currencies: tuple[str, ...] = field(default_factory=iso_currencies)
@@ -254,6 +256,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         live_window_days=_env_int(env, "SHOPFLOW_LIVE_WINDOW_DAYS", 28),
         live_margin=float(env.get("SHOPFLOW_LIVE_MARGIN") or 0.1),
         live_evaluations=_env_int(env, "SHOPFLOW_LIVE_EVALUATIONS", 3),
+        reports_kept=_env_int(env, "SHOPFLOW_REPORTS_KEPT", 60),
         alert_emails=tuple(
             a.strip() for a in (env.get("SHOPFLOW_ALERT_EMAILS") or "").split(",") if a.strip()
         ),

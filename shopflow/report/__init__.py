@@ -148,4 +148,24 @@ def write_report(settings, run_date: dt.date) -> dict:
     tmp = target.with_name(f".{target.name}.tmp")
     tmp.write_text(document, encoding="utf-8")
     os.replace(tmp, target)
-    return {"path": str(target), "charts": count}
+    pruned = prune_reports(settings)
+    return {"path": str(target), "charts": count, "pruned": pruned}
+
+
+def prune_reports(settings) -> list[str]:
+    """Remove the reports of all but the latest ``settings.reports_kept`` run dates (each
+    inlines plotly.js, about 5 MB); ``shopflow report --date D`` writes one again."""
+    import shutil
+
+    root = Path(settings.reports_dir)
+    dated = []
+    for folder in root.iterdir() if root.is_dir() else ():
+        try:
+            dated.append((dt.date.fromisoformat(folder.name), folder))
+        except ValueError:
+            continue  # not a report folder
+    dated.sort()
+    old = dated[: max(len(dated) - settings.reports_kept, 0)]
+    for _, folder in old:
+        shutil.rmtree(folder, ignore_errors=True)
+    return [day.isoformat() for day, _ in old]

@@ -50,3 +50,23 @@ def test_run_ids_map_to_their_business_date():
     assert run_business_date("nightly__2025-05-30") == dt.date(2025, 5, 30)
     assert run_business_date("backfill__2025-05-31T00:00:00+00:00") == dt.date(2025, 5, 30)
     assert run_business_date("no date") is None
+
+
+def test_only_the_latest_reports_are_kept(tmp_path):
+    from dataclasses import replace
+
+    from shopflow.report import prune_reports
+    from shopflow.settings import load_settings
+
+    settings = replace(load_settings({"SHOPFLOW_HOME": str(tmp_path)}), reports_kept=2)
+    days = [dt.date(2025, 5, d) for d in (28, 29, 30)]
+    for day in days:
+        report_path(settings, day).parent.mkdir(parents=True)
+        report_path(settings, day).write_text("report")
+    (settings.reports_dir / "notes").mkdir()  # not a report: left alone
+    assert prune_reports(settings) == ["2025-05-28"]
+    assert sorted(p.name for p in settings.reports_dir.iterdir()) == [
+        "2025-05-29",
+        "2025-05-30",
+        "notes",
+    ]
