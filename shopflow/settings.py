@@ -180,6 +180,15 @@ class Settings:
         return self.airflow_port + 4
 
     @property
+    def flower_port(self) -> int:
+        """Port of the Celery deployment's Flower (Celery's monitoring UI)."""
+        return self.airflow_port + 5
+
+    @property
+    def flower_url(self) -> str:
+        return f"http://localhost:{self.flower_port}"
+
+    @property
     def postgres_dir(self) -> Path:
         """The Celery deployment's Postgres data directory (owned by the ``postgres`` user)."""
         return self.home / "postgres"

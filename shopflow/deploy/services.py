@@ -53,7 +53,7 @@ if TYPE_CHECKING:  # pragma: no cover
 # the LocalExecutor's services (topology.services(executor) has each executor's)
 SERVICES = tuple(s.name for s in services(LOCAL))
 # ports a deployment uses from SHOPFLOW_AIRFLOW_PORT on (free_port_block sizes)
-PORT_BLOCK = {LOCAL: 3, CELERY: 5}
+PORT_BLOCK = {LOCAL: 3, CELERY: 6}
 SHOPFLOW_DAGS = ("shopflow_nightly", "shopflow_retrain")
 # /api/v2/monitor/health names the components this way
 HEALTH_KEYS = {"scheduler": "scheduler", "dag-processor": "dag_processor", "triggerer": "triggerer"}
@@ -79,6 +79,8 @@ def _command(settings: Settings, service: Service) -> list[str]:
     command = [airflow_executable(), *airflow_command(service, settings.home_queue)]
     if service.name == "api-server":
         command += ["--port", str(settings.airflow_port), "--host", "127.0.0.1", "--workers", "1"]
+    if service.name == "flower":
+        command += ["--hostname", "127.0.0.1", "--port", str(settings.flower_port)]
     if service.worker is not None:
         command += ["--celery-hostname", f"{service.name}@%h"]
         if service.worker > 1:
@@ -88,7 +90,11 @@ def _command(settings: Settings, service: Service) -> list[str]:
     return command
 
 
-def _service_env(service: Service, env: dict[str, str]) -> dict[str, str]:
+def _service_env(service: Service, env: dict[str, str], settings: Settings) -> dict[str, str]:
+    if service.name == "flower":
+        # Flower's own option (not on its command line, which any user of the machine sees):
+        # the Airflow admin's login
+        return {**env, "FLOWER_BASIC_AUTH": f"{ADMIN_USER}:{admin_password(settings)}"}
     if service.worker is None:
         return env
     return {
@@ -214,6 +220,8 @@ def _check_ports(settings: Settings, starting: list[str]) -> None:
         wanted.append((settings.postgres_port, "Postgres, the metadata database"))
     if "redis" in starting:
         wanted.append((settings.redis_port, "Redis, the Celery broker"))
+    if "flower" in starting:
+        wanted.append((settings.flower_port, "Flower, Celery's monitoring UI"))
     block = PORT_BLOCK[deployed_executor(settings)]
     for port, use in wanted:
         if port_in_use(port):
@@ -234,7 +242,7 @@ def _start(settings: Settings, service: Service, env: dict[str, str]) -> None:
         handle.flush()
         process = subprocess.Popen(
             _command(settings, service),
-            env=_service_env(service, env),
+            env=_service_env(service, env, settings),
             cwd=settings.project_root,
             stdin=subprocess.DEVNULL,
             stdout=handle,
@@ -414,10 +422,13 @@ def login_help(settings: Settings) -> str:
         if settings.airflow_admin_password
         else f"generated once, kept in {passwords_file(settings)}"
     )
-    return (
+    text = (
         f"Airflow UI: {settings.airflow_url}\n"
         f"Log in as {ADMIN_USER} / {admin_password(settings)}  ({source})"
     )
+    if deployed_executor(settings) == CELERY:
+        text += f"\nFlower (Celery workers and queues): {settings.flower_url}, same login"
+    return text
 
 
 def _descendants(process) -> list:
@@ -432,7 +443,7 @@ def _descendants(process) -> list:
 # stop order: nothing starts a task while the rest go away (workers and scheduler first);
 # the metadata database and the broker last, once no Airflow process uses them
 STOP_ORDER = (
-    ("worker-1", "worker-2", "scheduler", "triggerer", "dag-processor", "api-server"),
+    ("flower", "worker-1", "worker-2", "scheduler", "triggerer", "dag-processor", "api-server"),
     ("redis", "postgres"),
 )
 

@@ -65,6 +65,8 @@ AIRFLOW_SERVICES = (
 # Celery's infrastructure: started before, stopped after the Airflow services
 POSTGRES = Service("postgres", "postgres")
 REDIS = Service("redis", "redis")
+# Celery's monitoring UI (workers, queues, tasks): started last, stopped first
+FLOWER = Service("flower", "flower")
 NATIVE_WORKERS = 2
 
 
@@ -79,7 +81,7 @@ def services(executor: str) -> tuple[Service, ...]:
         return AIRFLOW_SERVICES
     if executor == CELERY:
         workers = tuple(worker(n) for n in range(1, NATIVE_WORKERS + 1))
-        return (POSTGRES, REDIS, *AIRFLOW_SERVICES, *workers)
+        return (POSTGRES, REDIS, *AIRFLOW_SERVICES, *workers, FLOWER)
     raise ValueError(f"unknown executor {executor!r}: one of {', '.join(EXECUTORS)}")
 
 
@@ -87,6 +89,8 @@ def airflow_command(service: Service, home_queue: str = HOME_QUEUE) -> list[str]
     """The ``airflow`` CLI arguments of an Airflow service, without deployment-specific
     options (the native API server adds its port and host). A worker on the machine holding
     SHOPFLOW_HOME serves both queues; one elsewhere would serve :data:`DEFAULT_QUEUE` only."""
+    if service == FLOWER:
+        return ["celery", "flower"]
     if service.worker is None:
         return [service.name]
     return ["celery", "worker", "--queues", f"{DEFAULT_QUEUE},{home_queue}"]

@@ -101,6 +101,28 @@ def _tries(api: AirflowApi, tis: list[dict]) -> list[dict]:
     return tries
 
 
+def _ask_flower(settings: Settings) -> dict:
+    """Flower's answer about the workers, with the admin's login and without it."""
+    import base64
+    import json
+    import urllib.error
+    import urllib.request
+
+    from shopflow.deploy.env import ADMIN_USER, admin_password
+
+    url = f"http://127.0.0.1:{settings.flower_port}/api/workers?refresh=1"
+    try:
+        urllib.request.urlopen(url, timeout=30)
+        anonymous = 200
+    except urllib.error.HTTPError as exc:
+        anonymous = exc.code
+    login = base64.b64encode(f"{ADMIN_USER}:{admin_password(settings)}".encode()).decode()
+    request = urllib.request.Request(url, headers={"Authorization": f"Basic {login}"})
+    with urllib.request.urlopen(request, timeout=60) as answer:
+        workers = json.loads(answer.read())
+    return {"anonymous": anonymous, "workers": sorted(name.split("@")[0] for name in workers)}
+
+
 @pytest.fixture(scope="module")
 def celery_run():
     """Up, nightly + retrain through Celery, facts gathered, down; yields what was seen."""
@@ -229,6 +251,7 @@ def _runs(seen, env, settings, up, day, embedded, embedded_home):
             api, "shopflow_retrain"
         )
         seen["tries"] = _tries(api, seen["task_instances"])
+        seen["flower"] = _ask_flower(settings)
     finally:
         processes = _family(settings)
         started = time.monotonic()
@@ -268,7 +291,13 @@ def test_every_service_came_up(celery_run):
         "triggerer",
         "worker-1",
         "worker-2",
+        "flower",
     ]
+
+
+def test_flower_shows_both_workers_to_the_admin_only(celery_run):
+    assert celery_run["flower"]["anonymous"] == 401
+    assert celery_run["flower"]["workers"] == ["worker-1", "worker-2"]
 
 
 def test_the_nightly_and_the_retrain_succeed(celery_run):
