@@ -181,6 +181,7 @@ def run_stage(stage: str, size: str, home: Path, run_date: dt.date) -> dict:
 # run dates of predictions in place before the measured night: more than the 28-day window,
 # so the night evaluates forecasts of every horizon week and a complete recommendation window
 LIVE_HISTORY_DAYS = 35
+FEATURE_BATCH = 6
 
 
 def live_evaluation(settings: Settings, run_date: dt.date) -> dict:
@@ -194,12 +195,17 @@ def live_evaluation(settings: Settings, run_date: dt.date) -> dict:
     from tests.feedback.helpers import LIVE_MODELS, write_fake_predictions
 
     previous = run_date - dt.timedelta(days=1)
-    run_dbt(
-        settings,
-        ["run", "--select", "feat_customer_product", "feat_product_popularity"],
-        run_date,
-        extra_vars={"feature_cutoff_offsets_days": list(range(LIVE_HISTORY_DAYS + 1))},
-    )
+    # the features of every cutoff, a few more cutoffs per dbt run (the models compute only
+    # the missing ones and keep those asked for): 36 cutoffs at once spilled past 50 GB at M
+    for last in range(FEATURE_BATCH - 1, LIVE_HISTORY_DAYS + FEATURE_BATCH, FEATURE_BATCH):
+        run_dbt(
+            settings,
+            ["run", "--select", "feat_customer_product", "feat_product_popularity"],
+            run_date,
+            extra_vars={
+                "feature_cutoff_offsets_days": list(range(min(last, LIVE_HISTORY_DAYS) + 1))
+            },
+        )
     for back in range(LIVE_HISTORY_DAYS, 0, -1):
         write_fake_predictions(settings, run_date - dt.timedelta(days=back), seed=back)
     run_dbt(settings, ["run", "--select", *LIVE_MODELS], previous)  # yesterday's evaluation
