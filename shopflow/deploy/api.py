@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -25,6 +26,10 @@ class ApiError(RuntimeError):
         super().__init__(f"{method} {path}: HTTP {status}: {detail}")
         self.status = status
         self.detail = detail
+
+
+IDEMPOTENT_ATTEMPTS = 3
+RETRY_PAUSE_SECONDS = 1.0
 
 
 class AirflowApi:
@@ -75,8 +80,24 @@ class AirflowApi:
         return self._token
 
     def request(self, method: str, path: str, body=None, **params) -> Any:
-        """An authenticated call to ``/api/v2`` + ``path``; params go to the query string."""
+        """An authenticated call to ``/api/v2`` + ``path``; params go to the query string.
+
+        A GET or PATCH (idempotent) answered with a server error is tried again, twice: the
+        embedded deployment's SQLite metadata database takes one writer at a time, and a
+        write (a run being cleared by another ``shopflow run``) can hold it past the API
+        server's lock timeout, which it reports as HTTP 500 "database is locked"."""
         params = {k: v for k, v in params.items() if v is not None}
+        attempts = IDEMPOTENT_ATTEMPTS if method in ("GET", "PATCH") else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                return self._authenticated(method, path, body, params)
+            except ApiError as exc:
+                if exc.status < 500 or attempt == attempts:
+                    raise
+                time.sleep(RETRY_PAUSE_SECONDS * attempt)
+        raise AssertionError("unreachable")
+
+    def _authenticated(self, method: str, path: str, body, params: dict) -> Any:
         try:
             return self._send(method, "/api/v2" + path, body, params, self.token())
         except ApiError as exc:

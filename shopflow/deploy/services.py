@@ -349,8 +349,11 @@ def _prepare(settings: Settings, api: AirflowApi) -> None:
         )
     for dag_id in SHOPFLOW_DAGS:
         # no surprise run: the nightly's timetable schedules the business day still under
-        # way, not the one that ended before it was switched on (shopflow.timetables)
-        api.patch(f"/dags/{dag_id}", {"is_paused": False})
+        # way, not the one that ended before it was switched on (shopflow.timetables). Only
+        # a paused DAG is written to: `shopflow run` calls this each time, and a write
+        # competes with the other runs' for the embedded deployment's SQLite database.
+        if api.get(f"/dags/{dag_id}")["is_paused"]:
+            api.patch(f"/dags/{dag_id}", {"is_paused": False})
 
 
 def _resolve_executor(settings: Settings) -> str:

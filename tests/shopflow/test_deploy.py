@@ -112,3 +112,31 @@ def test_up_on_another_port_than_the_running_one_says_so_at_once(settings):
     pid_file(settings, "api-server").write_text(json.dumps(record))
     with pytest.raises(ServiceError, match=f"already up on port {settings.airflow_port + 7}"):
         up(settings, say=lambda _: None)
+
+
+def test_a_locked_metadata_database_is_retried_for_idempotent_calls_only(settings, monkeypatch):
+    """The SQLite metadata database answers HTTP 500 while another write holds it: a GET or a
+    PATCH is tried again (twice), a POST is not (it may have happened)."""
+    from shopflow.deploy import api as api_module
+    from shopflow.deploy.api import AirflowApi, ApiError
+
+    calls: list[str] = []
+    answers = {"GET": [500, 500, 200], "PATCH": [500, 500, 500], "POST": [500, 200]}
+
+    def send(self, method, path, body=None, params=None, token=None):
+        calls.append(method)
+        status = answers[method].pop(0)
+        if status != 200:
+            raise ApiError(status, method, path, "database is locked")
+        return {"ok": True}
+
+    monkeypatch.setattr(AirflowApi, "_send", send)
+    monkeypatch.setattr(AirflowApi, "token", lambda self: "token")
+    monkeypatch.setattr(api_module, "RETRY_PAUSE_SECONDS", 0.0)
+    client = AirflowApi(settings)
+    assert client.get("/dags") == {"ok": True}
+    with pytest.raises(ApiError, match="HTTP 500"):
+        client.patch("/dags/x", {"is_paused": False})
+    with pytest.raises(ApiError, match="HTTP 500"):
+        client.post("/dags/x/clear", {})
+    assert calls == ["GET"] * 3 + ["PATCH"] * 3 + ["POST"]
