@@ -403,10 +403,7 @@ def replace_products(con, run_date: dt.date, products: pd.DataFrame) -> None:
     (latest,) = con.execute("select max(as_of_date) from exports.products").fetchone()
     if latest is not None and latest > run_date:
         return
-    con.execute("delete from exports.products")
-    con.register("incoming", products)
-    con.execute(f"insert into exports.products select {', '.join(products.columns)} from incoming")
-    con.unregister("incoming")
+    _replace_whole(con, "products", products)
 
 
 def replace_live_tables(con, tables: dict[str, pd.DataFrame]) -> None:
@@ -414,20 +411,23 @@ def replace_live_tables(con, tables: dict[str, pd.DataFrame]) -> None:
     for export in LIVE_TABLES:
         if export not in tables:
             continue
-        con.execute(f"delete from exports.{export}")
-        con.register("incoming", tables[export])
-        con.execute(f"insert into exports.{export} select * from incoming")
-        con.unregister("incoming")
+        _replace_whole(con, export, tables[export])
 
 
 def _replace_registry_tables(con, perf: pd.DataFrame, registry_rows: pd.DataFrame) -> None:
     """Rebuild the registry-derived tables whole (they are small), in the caller's transaction."""
     for table, frame in (("model_performance", perf), ("model_registry", registry_rows)):
         con.execute(f"create table if not exists exports.{table} ({EXPORT_SCHEMAS[table].ddl()})")
-        con.execute(f"delete from exports.{table}")
-        con.register("incoming", frame)
-        con.execute(f"insert into exports.{table} select * from incoming")
-        con.unregister("incoming")
+        _replace_whole(con, table, frame)
+
+
+def _replace_whole(con, table: str, frame: pd.DataFrame) -> None:
+    """Replace every row of ``exports.<table>`` with ``frame``'s, in the caller's transaction."""
+    columns = ", ".join(frame.columns)
+    con.execute(f"delete from exports.{table}")
+    con.register("incoming", frame)
+    con.execute(f"insert into exports.{table} ({columns}) select {columns} from incoming")
+    con.unregister("incoming")
 
 
 # -- dates a run started for but never published ---------------------------------------------
