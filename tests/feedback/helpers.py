@@ -1,18 +1,28 @@
-"""Live-accuracy test helpers: predictions for many run dates, and the live tables recomputed
-independently, in pandas from the raw order lines with ml.metrics."""
+"""Live-accuracy test helpers: predictions for many run dates, the live tables recomputed
+independently, in pandas from the raw order lines with ml.metrics, and in-process nights of
+the feedback loop for the rollback-on-outcomes tests."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import numpy as np
 import pandas as pd
 
 from ml.metrics import below_p10, bias, ndcg_at_k, recall_at_k, scaled_pinball, weekly_wape
-from shopflow.dbt import run_dbt
-from shopflow.jobs.feedback import record_baselines
+from shopflow.dbt import build_warehouse, run_dbt
+from shopflow.generator import generate_shop
+from shopflow.ingest import ingest_landing
+from shopflow.jobs.feedback import (
+    LIVE_RULES,
+    check_live_accuracy,
+    live_comparison,
+    record_baselines,
+)
 from shopflow.jobs.nightly import write_predictions
 from shopflow.warehouse import connect
+from tests.conftest import make_settings
 
 REASONS = ["repurchase", "bought_together", "similar", "popular"]
 LIVE_MODELS = ["live_forecast_accuracy", "live_recommendation_outcomes"]
@@ -224,3 +234,48 @@ def expected_recommendation_outcomes(settings, as_of: dt.date, window: int) -> p
                     }
                 )
     return pd.DataFrame(rows)
+
+
+# -- in-process nights of the feedback loop (the rollback-on-outcomes tests) -----------------
+def night_settings(home, *, margin: float, evaluations: int):
+    """Settings of a fresh home whose rollback rule uses ``margin`` and ``evaluations``."""
+    settings = dataclasses.replace(
+        make_settings(home), live_margin=margin, live_evaluations=evaluations
+    )
+    settings.ensure_dirs()
+    return settings
+
+
+def built_shop(settings, spec):
+    """Generate ``spec`` into the home's landing area, ingest it and build the warehouse as
+    of its last day; returns the generated shop."""
+    shop = generate_shop(spec, settings.landing_dir)
+    ingest_landing(settings, shop.last_date)
+    build_warehouse(settings, shop.last_date)
+    return shop
+
+
+def rollback_night(
+    settings, model_name: str, first_night: dt.date, last_night: dt.date
+) -> dt.date | None:
+    """Run each night's rollback check from ``first_night`` on; the night ``model_name`` was
+    rolled back (None: it kept serving through ``last_night``)."""
+    night = first_night
+    while night <= last_night:
+        if "reason" in check_live_accuracy(settings, night)[model_name]:
+            return night
+        night += dt.timedelta(days=1)
+    return None
+
+
+def judged_comparison(settings, model_name: str, version: str) -> pd.DataFrame:
+    """:func:`live_comparison` of ``version`` over every run date, with ``worse``: it lost to
+    the best baseline by more than the settings' margin (the rule's direction)."""
+    rule = LIVE_RULES[model_name]
+    comparison = live_comparison(settings, model_name, version)
+    margin = settings.live_margin
+    if rule.lower_is_better:
+        comparison["worse"] = comparison["model"] > comparison["best_baseline"] * (1 + margin)
+    else:
+        comparison["worse"] = comparison["model"] < comparison["best_baseline"] * (1 - margin)
+    return comparison

@@ -16,16 +16,19 @@ from pathlib import Path
 import pytest
 
 from ml.forecast.model import FEATURES, DemandForecaster, ForecastParams, build_training_frame
-from shopflow.dbt import build_warehouse
-from shopflow.generator import ShopSpec, generate_shop
-from shopflow.ingest import ingest_landing
-from shopflow.jobs.feedback import check_live_accuracy, live_comparison, record_baselines
+from shopflow.generator import ShopSpec
+from shopflow.jobs.feedback import record_baselines
 from shopflow.jobs.inputs import read_forecast_inputs
 from shopflow.jobs.nightly import score_forecast
 from shopflow.registry import Registry
 from shopflow.warehouse import connect
-from tests.conftest import make_settings
-from tests.feedback.helpers import build_live
+from tests.feedback.helpers import (
+    build_live,
+    built_shop,
+    judged_comparison,
+    night_settings,
+    rollback_night,
+)
 
 FORECAST = "demand_forecast"
 START = dt.date(2025, 1, 1)
@@ -60,15 +63,8 @@ def register_forecaster(settings, cutoff: dt.date, reason: str) -> str:
 
 def run_nights(home: Path, regime_change: dt.date | None) -> dict:
     """Serve, record and evaluate each night; returns the rollback night (or None)."""
-    settings = dataclasses.replace(
-        make_settings(home), live_margin=MARGIN, live_evaluations=EVALUATIONS
-    )
-    settings.ensure_dirs()
-    shop = generate_shop(
-        dataclasses.replace(SPEC, regime_change=regime_change), settings.landing_dir
-    )
-    ingest_landing(settings, shop.last_date)
-    build_warehouse(settings, shop.last_date)
+    settings = night_settings(home, margin=MARGIN, evaluations=EVALUATIONS)
+    shop = built_shop(settings, dataclasses.replace(SPEC, regime_change=regime_change))
     register_forecaster(settings, FIRST_RUN - dt.timedelta(days=11), "the one before")
     stale = register_forecaster(settings, FIRST_RUN - dt.timedelta(days=1), "champion")
     last_run = shop.last_date - dt.timedelta(days=7)
@@ -78,21 +74,13 @@ def run_nights(home: Path, regime_change: dt.date | None) -> dict:
         record_baselines(settings, day)
         day += dt.timedelta(days=1)
     build_live(settings, shop.last_date)
-    comparison = live_comparison(settings, FORECAST, stale)
-    comparison["worse"] = comparison["model"] > comparison["best_baseline"] * (1 + MARGIN)
-    rolled_back_on = None
-    night = FIRST_RUN + dt.timedelta(days=7)
-    while night <= shop.last_date:
-        verdict = check_live_accuracy(settings, night)[FORECAST]
-        if "reason" in verdict:
-            rolled_back_on = night
-            break
-        night += dt.timedelta(days=1)
     return {
         "settings": settings,
         "stale": stale,
-        "comparison": comparison,
-        "rolled_back_on": rolled_back_on,
+        "comparison": judged_comparison(settings, FORECAST, stale),
+        "rolled_back_on": rollback_night(
+            settings, FORECAST, FIRST_RUN + dt.timedelta(days=7), shop.last_date
+        ),
     }
 
 
