@@ -2,7 +2,7 @@
 
 shopflow generate [--customers N] [--products N] [--days N] [--start DATE] [--seed S]
                   [--profile wholesale|marketplace|fashion]
-                  [--regime-change DATE]
+                  [--regime-change DATE [--regime-new-habits]]
 shopflow load --source online-retail-ii PATH
 shopflow load --mapping my_shop.yml         # the shop's own exports, described in YAML
 shopflow config show                      # the shop's configuration: each value and its source
@@ -84,6 +84,7 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
         seed=args.seed,
         profile=args.profile,
         regime_change=args.regime_change,
+        regime_new_habits=args.regime_new_habits,
     )
     settings.ensure_dirs()
     started = time.perf_counter()
@@ -506,6 +507,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=_date,
         default=None,
         help="from this date on demand jumps and tastes shift (a stale-model scenario)",
+    )
+    gen.add_argument(
+        "--regime-new-habits",
+        action="store_true",
+        help="with --regime-change: each customer's preferred categories and habitual "
+        "products are drawn anew at the change (a stale ranker)",
     )
     gen.set_defaults(func=cmd_generate)
 

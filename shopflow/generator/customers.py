@@ -83,9 +83,14 @@ def build_customers(spec: ShopSpec, n_categories: int, rng: np.random.Generator)
     )
 
 
-def _category_preferences(n: int, n_categories: int, rng: np.random.Generator) -> np.ndarray:
-    """1-3 distinct categories per customer, popular categories more likely (Gumbel top-k)."""
+def _category_preferences(
+    n: int, n_categories: int, rng: np.random.Generator, pull: np.ndarray | None = None
+) -> np.ndarray:
+    """1-3 distinct categories per customer, popular categories more likely (Gumbel top-k);
+    ``pull`` (per category, None: even) weighs the categories' popularity further."""
     weights = normalised([c.weight for c in CATEGORIES[:n_categories]])
+    if pull is not None:
+        weights = normalised(weights * pull)
     keys = np.log(weights) - np.log(-np.log(rng.random((n, n_categories))))
     ranked = np.argsort(-keys, axis=1, kind="stable")[:, :3]
     if ranked.shape[1] < 3:
@@ -120,3 +125,24 @@ def assign_favourites(
     categories = preferred_category(prefs, flat_demand, rng)
     products = sample_available(categories, day, sampler, catalog, rng)
     customers.favourites[first:stop] = products.reshape(stop - first, MAX_FAVOURITES)
+
+
+def change_habits(
+    customers: Customers,
+    day: int,
+    pull: np.ndarray,
+    sampler: CategorySampler,
+    catalog: Catalog,
+    rng: np.random.Generator,
+) -> None:
+    """New tastes for every customer signed up by ``day`` (a change of regime): preferred
+    categories drawn anew with the day's category ``pull`` (the new regime's), and habitual
+    products drawn within them as on a sign-up day."""
+    stop = int(np.searchsorted(customers.created_day, day, side="right"))
+    if stop == 0:
+        return
+    customers.preferences[:stop] = _category_preferences(stop, len(pull), rng, pull)
+    prefs = np.repeat(customers.preferences[:stop], MAX_FAVOURITES, axis=0)
+    categories = preferred_category(prefs, np.ones(len(pull)), rng)
+    products = sample_available(categories, day, sampler, catalog, rng)
+    customers.favourites[:stop] = products.reshape(stop, MAX_FAVOURITES)

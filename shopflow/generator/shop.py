@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from shopflow.generator.catalogue import build_catalog
-from shopflow.generator.customers import assign_favourites, build_customers
+from shopflow.generator.customers import assign_favourites, build_customers, change_habits
 from shopflow.generator.demand import demand_calendar
 from shopflow.generator.lines import Lines, concat_lines, count_orders
 from shopflow.generator.orders import simulate_sales
@@ -63,6 +63,8 @@ def generate_shop(spec: ShopSpec, landing_dir: Path) -> GeneratedShop:
     partitions = write_products(spec, catalog, landing_dir)
     partitions += write_customers(spec, customers, landing_dir, profile)
 
+    # the day customers change habits (regime_new_habits), if ever
+    habits_day = (spec.regime_change - spec.start).days if spec.regime_new_habits else None
     counters = _Counters()
     pending_returns: dict[int, list[Lines]] = {}
     for day in range(spec.days):
@@ -74,6 +76,8 @@ def generate_shop(spec: ShopSpec, landing_dir: Path) -> GeneratedShop:
             catalog.by_category,
             catalog.bounds,
         )
+        if day == habits_day:
+            change_habits(customers, day, calendar.category_demand[day], sampler, catalog, rng)
         assign_favourites(customers, day, sampler, catalog, rng)
         prices = price_book.advance_to(day)
         sales = simulate_sales(

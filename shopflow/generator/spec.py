@@ -19,11 +19,17 @@ class ShopSpec:
     # a change of regime from this date on (None: none): demand jumps and tastes shift (see
     # shopflow.generator.demand.apply_regime_change); models trained before it go stale
     regime_change: dt.date | None = None
+    # with regime_change: customers also change habits at it, their habitual products
+    # (favourites) drawn anew (see shopflow.generator.customers.change_habits); what each of
+    # them bought before is no guide to what they buy after
+    regime_new_habits: bool = False
 
     def __post_init__(self) -> None:
         from shopflow.generator.profiles import profile_of
 
         profile_of(self.profile)  # refuses an unknown profile at once
+        if self.regime_new_habits and self.regime_change is None:
+            raise ValueError("ShopSpec.regime_new_habits needs a regime_change date")
         for name in ("customers", "products", "days"):
             if getattr(self, name) < 1:
                 raise ValueError(f"ShopSpec.{name} must be at least 1, got {getattr(self, name)}")

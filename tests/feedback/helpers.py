@@ -237,11 +237,10 @@ def expected_recommendation_outcomes(settings, as_of: dt.date, window: int) -> p
 
 
 # -- in-process nights of the feedback loop (the rollback-on-outcomes tests) -----------------
-def night_settings(home, *, margin: float, evaluations: int):
-    """Settings of a fresh home whose rollback rule uses ``margin`` and ``evaluations``."""
-    settings = dataclasses.replace(
-        make_settings(home), live_margin=margin, live_evaluations=evaluations
-    )
+def night_settings(home, **rule):
+    """Settings of a fresh home; ``rule`` overrides settings of the rollback rule
+    (``live_margin``, ``live_evaluations``), the defaults otherwise."""
+    settings = dataclasses.replace(make_settings(home), **rule)
     settings.ensure_dirs()
     return settings
 

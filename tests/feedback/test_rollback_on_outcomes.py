@@ -63,7 +63,7 @@ def register_forecaster(settings, cutoff: dt.date, reason: str) -> str:
 
 def run_nights(home: Path, regime_change: dt.date | None) -> dict:
     """Serve, record and evaluate each night; returns the rollback night (or None)."""
-    settings = night_settings(home, margin=MARGIN, evaluations=EVALUATIONS)
+    settings = night_settings(home, live_margin=MARGIN, live_evaluations=EVALUATIONS)
     shop = built_shop(settings, dataclasses.replace(SPEC, regime_change=regime_change))
     register_forecaster(settings, FIRST_RUN - dt.timedelta(days=11), "the one before")
     stale = register_forecaster(settings, FIRST_RUN - dt.timedelta(days=1), "champion")
