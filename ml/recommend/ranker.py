@@ -136,8 +136,12 @@ class Ranker:
         booster = xgb.Booster()
         booster.load_model(folder / "ranker.ubj")
         if list(booster.feature_names or []) != FEATURES:
+            # a champion trained by an older version of this code (e.g. before a candidate
+            # source was added): refuse loudly rather than score with misaligned columns
+            missing = [f for f in FEATURES if f not in (booster.feature_names or [])]
             raise ValueError(
                 f"model in {folder} expects features {booster.feature_names}, "
-                f"this code provides {FEATURES}"
+                f"this code provides {FEATURES} (new: {missing}); train and promote a new "
+                "ranker with `shopflow retrain --date <date>`"
             )
         return cls(booster, params)
