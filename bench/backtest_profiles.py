@@ -79,7 +79,12 @@ def backtest_profile(profile: str, home: Path) -> dict:
     shop = timed("generate", lambda: generate_shop(spec, settings.landing_dir))
     timed("ingest", lambda: ingest_landing(settings, shop.last_date))
     timed("dbt_build", lambda: build_warehouse(settings, shop.last_date))
-    timed("training_features", lambda: build_training_features(settings, shop.last_date))
+    # all training cutoffs in one dbt invocation: on these shops dbt's start-up costs more than
+    # a cutoff's queries (one per invocation is for the memory of large shops)
+    timed(
+        "training_features",
+        lambda: build_training_features(settings, shop.last_date, cutoffs_per_run=None),
+    )
     forecast_params = ForecastParams(
         horizon_days=settings.forecast_horizon_days, nthread=XGBOOST_THREADS
     )
