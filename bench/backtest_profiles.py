@@ -24,13 +24,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 REPORT_PATH = ROOT / "results" / "profiles.md"
 PROFILE_NAMES = ("wholesale", "marketplace", "fashion")
-# Small shops, sized for CI: the three together take a few minutes on two cores. The
-# forecaster's training rows grow with the products selling in the 90 days before each weekly
-# origin, so the catalogues stay small; marketplace customers order once, so it needs many
-# customers for its test month to hold several hundred buyers (ranker metrics, not noise).
+# Small shops, sized for CI: the three together take a few minutes on two cores (with one
+# XGBoost thread and the training cutoffs in one dbt run, below). Marketplace customers order
+# once, so it needs many customers for its test month to hold several hundred buyers (ranker
+# metrics, not noise), and a larger catalogue for its long tail of slow products.
 SPECS = {
     "wholesale": dict(customers=400, products=120, days=200),
-    "marketplace": dict(customers=5000, products=200, days=200),
+    "marketplace": dict(customers=5000, products=400, days=200),
     "fashion": dict(customers=400, products=160, days=200),
 }
 START = dt.date(2025, 1, 1)
