@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256s
 PYTEST_ARGS ?=
 SIZE ?= S
 
-.PHONY: install run up down status test test-realdata test-faults test-browser test-celery lint format backtest bench clean help
+.PHONY: install run up down status test test-realdata test-profiles test-faults test-browser test-celery lint format backtest bench clean help
 
 help:
 	@echo "make run          generate the demo shop and run the nightly DAG through Airflow"
@@ -16,6 +16,7 @@ help:
 	@echo "make down         stop the local Airflow"
 	@echo "make test         lint + the test suite (no real data needed)"
 	@echo "make test-realdata  tests on ../shared/data (CI)"
+	@echo "make test-profiles  backtest tables per generated shop profile (CI; writes bench/results/profiles.md)"
 	@echo "make test-faults    kill -9, full disk, held files, concurrent runs (CI)"
 	@echo "make test-browser   the on-call path in the Airflow UI, in headless Chromium (installs it)"
 	@echo "make test-celery    the CeleryExecutor deployment end to end (installs Postgres + Redis)"
@@ -60,6 +61,11 @@ test: install lint
 
 test-realdata: install
 	$(BIN)/python -m pytest -m realdata $(PYTEST_ARGS)
+
+# one small shop per generator profile, built and backtested (model vs every baseline); the
+# tables are written to bench/results/profiles.md and printed at the end of the run
+test-profiles: install
+	$(BIN)/python -m pytest -m profiles tests/bench/test_backtest_profiles.py $(PYTEST_ARGS)
 
 # the fault suite: kill -9 at failpoints, a full tmpfs disk (root only), held files, two runs
 test-faults: install

@@ -260,7 +260,9 @@ def training_cutoff_offsets(settings: Settings) -> list[int]:
     return [int(days) for days in project_vars(settings)["training_cutoff_offsets_days"]]
 
 
-def build_training_features(settings: Settings, run_date: dt.date) -> DbtResult:
+def build_training_features(
+    settings: Settings, run_date: dt.date, cutoffs_per_run: int | None = 1
+) -> DbtResult:
     """Add the ranker's training cutoffs to the per-cutoff feature models, as of ``run_date``.
 
     The nightly build computes the scoring cutoff only. Training, retraining and backtests
@@ -275,10 +277,15 @@ def build_training_features(settings: Settings, run_date: dt.date) -> DbtResult:
     (FULL_BUILD_THREADS). At 48 million order lines the three cutoffs at once ran out of a
     4 GB DuckDB memory limit in ``count(distinct ...)``; the scoring cutoff alone is what
     the full build computes. The result gathers every invocation's node results.
+
+    ``cutoffs_per_run`` adds that many cutoffs per invocation instead (``None``: all in one):
+    on a small shop each dbt invocation costs more in start-up than its cutoff's queries.
     """
     offsets = training_cutoff_offsets(settings)
+    step = cutoffs_per_run or len(offsets)
+    uptos = [*range(step, len(offsets), step), len(offsets)]
     runs = []
-    for upto in range(1, len(offsets) + 1):
+    for upto in uptos:
         runs.append(
             run_dbt(
                 settings,

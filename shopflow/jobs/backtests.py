@@ -31,10 +31,14 @@ NO_FEATURES = (
 
 
 def backtest_forecast(
-    settings, run_date: dt.date | None = None, n_origins: int = 2
+    settings,
+    run_date: dt.date | None = None,
+    n_origins: int = 2,
+    params: ForecastParams | None = None,
 ) -> forecast_backtest.BacktestResult:
     """Rolling-origin backtest of the forecaster vs its baselines as of ``run_date`` (default:
-    the warehouse's last feature date)."""
+    the warehouse's last feature date), with ``params`` (default: the nightly's
+    ``ForecastParams`` at the settings' horizon)."""
     last_day = features_built_as_of(settings, "feat_product_daily", "demand_date")
     if last_day is None:
         raise MissingInputsError(f"{NO_FEATURES} (warehouse {settings.warehouse_path})")
@@ -47,7 +51,7 @@ def backtest_forecast(
     with progress(f"backtest forecast as of {run_date}") as shown:
         shown.phase("reading the inputs")
         inputs = read_training_forecast_inputs(settings, run_date)
-        params = ForecastParams(horizon_days=settings.forecast_horizon_days)
+        params = params or ForecastParams(horizon_days=settings.forecast_horizon_days)
         result = forecast_backtest.backtest_forecaster(
             inputs.feat, run_date, params, n_origins=n_origins, on_phase=shown.phase
         )

@@ -1,22 +1,29 @@
 """One backtest table per shop profile (model vs every baseline, same run), as CI runs it:
-`pytest -m profiles`. Each profile's shop is generated, built and backtested; the tables must
-hold every baseline next to the model, and the choice of what would serve must follow them."""
+`make test-profiles` (`pytest -m profiles`). Each profile's shop is generated, built and
+backtested; the tables must hold every baseline next to the model, and the choice of what would
+serve must follow them. The run writes its report to bench/results/profiles.md and prints it
+after the test summary (tests/bench/conftest.py), so CI's log shows the tables."""
 
 from __future__ import annotations
 
 import pytest
 
-from bench.backtest_profiles import PROFILE_NAMES, backtest_profile, report
+from bench.backtest_profiles import PROFILE_NAMES, REPORT_PATH, backtest_profile, report
 from ml.forecast.baselines import BASELINES as FORECAST_BASELINES
 from ml.promotion import PRIMARY, beats_baselines, best_baseline
 from ml.recommend.baselines import BASELINES as RANKER_BASELINES
+from tests.bench.conftest import PROFILES_REPORT
 
 pytestmark = pytest.mark.profiles
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory):
-    return [backtest_profile(p, tmp_path_factory.mktemp(p)) for p in PROFILE_NAMES]
+def results(tmp_path_factory, pytestconfig):
+    made = [backtest_profile(p, tmp_path_factory.mktemp(p)) for p in PROFILE_NAMES]
+    text = report(made)
+    REPORT_PATH.write_text(text + "\n")
+    pytestconfig.stash[PROFILES_REPORT] = text
+    return made
 
 
 def test_every_profile_has_the_model_and_every_baseline_in_one_table(results):

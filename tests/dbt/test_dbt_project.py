@@ -82,12 +82,20 @@ def _order_lines(settings) -> int:
         return con.execute("select count(*) from marts.fct_order_lines").fetchone()[0]
 
 
+def _rounded_rows(con, table: str) -> list[tuple]:
+    """A features table's rows in a fixed order, floats to 9 places (sums of doubles may add
+    up in another order from one build to the next)."""
+    rows = con.execute(f"select * from features.{table} order by all").fetchall()
+    return [tuple(round(v, 9) if isinstance(v, float) else v for v in row) for row in rows]
+
+
 def test_a_first_build_runs_one_model_at_a_time_and_later_builds_overlap(tmp_path, monkeypatch):
     # dbt's models share one DuckDB memory limit: a build that computes every model in full
     # runs them one at a time, a nightly increment with the profile's threads
     from shopflow import dbt as dbt_module
     from shopflow.dbt import (
         FULL_BUILD_THREADS,
+        PER_CUTOFF_FEATURES,
         build_training_features,
         build_warehouse,
         is_first_build,
@@ -145,3 +153,15 @@ def test_a_first_build_runs_one_model_at_a_time_and_later_builds_overlap(tmp_pat
             expected = {cutoff for cutoff in expected if cutoff >= TINY_SPEC.start}
             assert len(expected) >= 3
             assert built == expected, table
+        before = {table: _rounded_rows(con, table) for table in PER_CUTOFF_FEATURES}
+
+    # the nightly build drops the training cutoffs; all of them in one invocation (small
+    # shops) build the same rows as one cutoff per invocation
+    build_warehouse(settings, shop.last_date)
+    at_once = build_training_features(settings, shop.last_date, cutoffs_per_run=None)
+    assert not at_once.failures
+    models = [r for r in at_once.results if r["unique_id"].startswith("model.")]
+    assert len(models) == 3  # one invocation
+    with connect(settings, read_only=True) as con:
+        for table in PER_CUTOFF_FEATURES:
+            assert _rounded_rows(con, table) == before[table], table
