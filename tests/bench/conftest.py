@@ -12,5 +12,5 @@ def pytest_terminal_summary(terminalreporter, config):
     """Print the profile backtest report, when this run made one, after the test summary."""
     text = config.stash.get(PROFILES_REPORT, None)
     if text:
-        terminalreporter.section("backtests per shop profile (bench/results/profiles.md)")
+        terminalreporter.section("backtests per shop profile (this run; bench/.work/profiles.md)")
         terminalreporter.write_line(text)
