@@ -17,7 +17,7 @@ import pandas as pd
 
 from ml.forecast.baselines import HISTORY_DAYS, BaselineForecaster
 from ml.forecast.model import MODEL_NAME as FORECAST_MODEL
-from ml.promotion import MODEL_NAMES, beats_baselines, choose_first
+from ml.promotion import MODEL_NAMES, beats_baselines, choose_first, incompatibility
 from ml.recommend.baselines import (
     ABSENT_CUSTOMERS_BASELINE,
     NEW_CUSTOMER,
@@ -233,14 +233,23 @@ def ensure_champion(settings, model_name: str, run_date: dt.date) -> dict:
     baseline (registered as a baseline version, ``ml.serving``), the trained model staying a
     challenger. The reason recorded, logged and returned says which and why; retraining
     replaces a serving baseline once a challenger beats it.
+
+    A champion this code cannot score (trained on another feature schema: an upgrade added a
+    feature) is replaced the same way, so that an upgraded deployment's next night serves
+    instead of failing; the old version stays in the registry.
     """
     registry = Registry(settings)
     champion = registry.champion(model_name)
-    if champion is not None:
+    stale = incompatibility(model_name, champion) if champion is not None else None
+    if champion is not None and stale is None:
         return {"model_name": model_name, "champion": champion.version, "trained": False}
+    if stale:
+        log.warning("%s: %s; training a replacement", model_name, stale)
     result = train_model(settings, model_name, run_date, created_by="shopflow_nightly bootstrap")
     trained = result.version.version
     serves, reason = choose_first(model_name, result.metrics)
+    if stale:
+        reason = f"{stale}, so it was replaced: {reason}"
     if serves == "model":
         registry.promote(model_name, trained, actor="shopflow_nightly", reason=reason)
         log.info("%s: promoted %s: %s", model_name, trained, reason)

@@ -242,6 +242,40 @@ def test_the_bootstrap_promotes_the_winning_baseline_and_keeps_the_trained_model
     assert nightly.ensure_champion(settings, FORECAST, run_date)["trained"] is False
 
 
+def test_a_champion_of_an_older_feature_schema_is_replaced_by_the_nightly(built_home, tmp_path):
+    """After an upgrade that changed the forecaster's features, the serving version cannot
+    score: the nightly's ensure_champion trains and promotes a replacement (model or baseline,
+    by the holdout) and says why, instead of the night failing; the old version stays."""
+    import shopflow.jobs.nightly as nightly
+
+    settings, run_date = copy_home(built_home, tmp_path)
+    registry = Registry(settings)
+    artifact = tmp_path / "old_artifact"
+    artifact.mkdir()
+    (artifact / "model.json").write_text("{}")
+    old = registry.register(
+        FORECAST,
+        artifact,
+        cutoff_date=run_date,
+        params={},
+        feature_schema=["a_feature_this_code_no_longer_has"],
+        metrics={},
+        data_fingerprint={},
+        created_by="an older release",
+    )
+    registry.promote(FORECAST, old.version, actor="test", reason="served before the upgrade")
+    assert incompatibility(FORECAST, registry.champion(FORECAST)) is not None
+
+    outcome = nightly.ensure_champion(settings, FORECAST, run_date)
+    champion = Registry(settings).champion(FORECAST)
+    assert outcome["trained"] is True and champion.version == outcome["champion"] != old.version
+    assert incompatibility(FORECAST, champion) is None
+    assert outcome["reason"].startswith(f"{FORECAST} {old.version} was trained on a different")
+    assert champion.status_reason == outcome["reason"]
+    assert Registry(settings).get(FORECAST, old.version) is not None
+    assert nightly.ensure_champion(settings, FORECAST, run_date)["trained"] is False
+
+
 def test_a_retrain_whose_challenger_loses_promotes_the_best_baseline(settings):
     """promote_or_keep on recorded retrain state (no training): the challenger loses to a
     baseline and there is no champion, so the best baseline is registered and serves."""
