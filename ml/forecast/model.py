@@ -80,8 +80,18 @@ ORIGIN_FEATURES = [
     "family_mean_28_trimmed",
     "family_products",
 ]
+# last year's same weeks (feat_product_daily; null until the history reaches back a year)
+SEASONAL_FEATURES = ["ly_mean_28_next", "ly_mean_28_prev", "ly_ramp_28", "category_ly_ramp_28"]
+# derived from the columns above by :func:`add_intermittency_features`
+INTERMITTENCY_FEATURES = [
+    "sale_rate_28",
+    "sale_rate_91",
+    "size_when_sold_91",
+    "sale_interval_91",
+    "smoothed_rate",
+]
 TARGET_FEATURES = ["horizon_days", "target_weekday", "target_is_shutdown"]
-FEATURES = ORIGIN_FEATURES + TARGET_FEATURES
+FEATURES = ORIGIN_FEATURES + SEASONAL_FEATURES + INTERMITTENCY_FEATURES + TARGET_FEATURES
 QUANTILES = (0.1, 0.5, 0.9)
 
 
@@ -121,8 +131,38 @@ def active_at_origin(feat: pd.DataFrame, active_days: int) -> pd.DataFrame:
     return feat[feat["days_since_last_sale"].notna() & (feat["days_since_last_sale"] < active_days)]
 
 
+def add_intermittency_features(origin_rows: pd.DataFrame) -> pd.DataFrame:
+    """Croston/TSB-style signals of intermittent demand, derived from feature columns.
+
+    A slow product is described by how often it sells and how much when it does, which a
+    plain mean mixes up: the share of days with a sale over 28 and 91 days (of the days the
+    product has existed), the mean units on a sale day, the mean interval between sale days
+    and a smoothed rate (the blended sale-day share times the size when sold). Computed here,
+    in the frame builder that training, backtests and scoring all use, so the definitions
+    cannot drift between them.
+    """
+    rows = origin_rows.copy()
+    age = rows["product_age_days"].fillna(0).to_numpy(float) + 1.0
+    days_28 = np.clip(age, 1.0, 28.0)
+    days_91 = np.clip(age, 1.0, 91.0)
+    sale_days_28 = rows["sale_days_28"].fillna(0).to_numpy(float)
+    sale_days_91 = rows["sale_days_91"].fillna(0).to_numpy(float)
+    units_91 = rows["mean_91"].fillna(0).to_numpy(float) * days_91
+    with np.errstate(divide="ignore", invalid="ignore"):
+        size = np.where(sale_days_91 > 0, units_91 / sale_days_91, np.nan)
+        interval = np.where(sale_days_91 > 0, days_91 / sale_days_91, np.nan)
+    rate_28, rate_91 = sale_days_28 / days_28, sale_days_91 / days_91
+    rows["sale_rate_28"] = rate_28
+    rows["sale_rate_91"] = rate_91
+    rows["size_when_sold_91"] = size
+    rows["sale_interval_91"] = interval
+    rows["smoothed_rate"] = np.nan_to_num(0.5 * (rate_28 + rate_91) * size)
+    return rows
+
+
 def expand_horizons(origin_rows: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
     """One row per (product, origin, horizon) with the target day's calendar features."""
+    origin_rows = add_intermittency_features(origin_rows)
     horizons = pd.DataFrame({"horizon_days": np.arange(1, horizon_days + 1, dtype=np.int32)})
     rows = origin_rows.merge(horizons, how="cross")
     rows["forecast_date"] = pd.to_datetime(rows["demand_date"]) + pd.to_timedelta(
