@@ -110,6 +110,9 @@ class ForecastParams:
     nthread: int = 2
     max_bin: int = 256
     closed_weekday_min_days: int = 4
+    # below this expected daily rate the quantiles are those of whole-unit counts around the
+    # mean booster's rate (:func:`count_quantiles`); 0 keeps the quantile booster's everywhere
+    count_quantile_max_rate: float = 0.0
 
     def booster_params(self) -> dict:
         return {
@@ -233,6 +236,27 @@ def capped_labels(training: pd.DataFrame, factor: float) -> np.ndarray:
     return np.minimum(y, factor * ceiling).astype("float32")
 
 
+def count_quantiles(rate: np.ndarray, size_when_sold: np.ndarray) -> np.ndarray:
+    """p10/p50/p90 of whole-unit daily demand with mean ``rate`` (rows x len(QUANTILES)).
+
+    A slow product sells on few days, ``size_when_sold`` units at a time, so its daily units
+    vary more than a Poisson count: a negative binomial with the rate as mean and the
+    variance of such sale days (rate x size - rate^2) describes it; with sizes near one unit
+    it is the Poisson. Its quantiles are whole numbers: p90 is 0 only while a sale day is
+    rarer than one in ten, where the quantile booster's continuous p90 stays a fraction of a
+    unit below every sale.
+    """
+    from scipy import stats  # only when scoring: keeps the module light to import
+
+    rate = np.maximum(np.asarray(rate, dtype=float), 1e-9)
+    size = np.nan_to_num(np.asarray(size_when_sold, dtype=float), nan=1.0)
+    # variance = rate + rate^2 / r  =>  r = rate / (size - 1 - rate), Poisson as r grows
+    excess = np.maximum(size - 1.0 - rate, 1e-6)
+    shape = np.clip(rate / excess, 0.05, 1e6)
+    success = shape / (shape + rate)
+    return np.stack([stats.nbinom.ppf(q, shape, success) for q in QUANTILES], axis=1)
+
+
 def _matrix(frame: pd.DataFrame) -> np.ndarray:
     return frame[FEATURES].astype("float32").to_numpy()
 
@@ -296,6 +320,11 @@ class DemandForecaster:
         mean = np.clip(self.mean_booster.predict(matrix), 0.0, None)
         quantiles = np.asarray(self.quantile_booster.predict(matrix)).reshape(len(rows), -1)
         quantiles = np.sort(np.clip(quantiles, 0.0, None), axis=1)
+        slow = mean < self.params.count_quantile_max_rate
+        if slow.any():
+            quantiles[slow] = count_quantiles(
+                mean[slow], rows["size_when_sold_91"].to_numpy(float)[slow]
+            )
         closed = rows["target_weekday"].isin(self.closed_weekdays).to_numpy()
         mean[closed] = 0.0
         quantiles[closed] = 0.0
