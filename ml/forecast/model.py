@@ -9,7 +9,9 @@ weekday directly, and scoring is a single batched predict (products x H rows).
 Two boosters share the feature matrix:
 - ``mean``: Tweedie objective for zero-heavy counts -> ``units_mean`` (expected units);
 - ``quantiles``: XGBoost's multi-quantile objective (alpha 0.1/0.5/0.9) -> p10/p50/p90,
-  repaired to be monotone (sorted per row) and non-negative.
+  repaired to be monotone (sorted per row) and non-negative. Optionally
+  (``count_quantile_max_rate``), rows with a lower expected rate take the whole-unit
+  quantiles of :func:`count_quantiles` around the mean booster's rate instead.
 
 Why these features (what a planner knows):
 - level and trend: lags, 7/28/91/182-day means, the 28-day mean *without its largest day* and
@@ -19,10 +21,18 @@ Why these features (what a planner knows):
   stem) and category, which is what new products and slow movers borrow from;
 - price: last price and its ratio to the 28- and 91-day average (a cut lifts demand);
 - returns over 28 days; product age and days since the last sale (new / dormant products);
+- intermittent demand (Croston/TSB): how often the product sells (share of sale days over 28
+  and 91 days), how much when it does, the mean interval between sale days and a smoothed
+  rate, derived by :func:`add_intermittency_features` (most slow products sell a few units a
+  month, which a plain mean cannot tell from a steady trickle);
+- last year's same weeks (``feat_product_daily``): the mean over the 28 days 364 days before
+  the target window, the 28 before those and their ratio, per product and per category, so a
+  seasonal ramp seen last year is expected again; null (missing to the boosters) until the
+  history reaches back a year and a month;
 - calendar of the target day: weekday (the shop barely sells on Saturdays) and the
   Christmas shutdown. No month or day-of-year: with about one year of history the training
   set has no earlier autumn to learn a season from, so such features would only memorise last
-  December's shutdown; last year's same weeks become a feature once two years exist.
+  December's shutdown; the season comes from last year's weeks above instead.
 
 Days the shop is closed: a weekday with no unit sold on any of its (at least
 ``closed_weekday_min_days``) target days in the training labels is learned as closed, and every
