@@ -9,9 +9,10 @@ weekday directly, and scoring is a single batched predict (products x H rows).
 Two boosters share the feature matrix:
 - ``mean``: Tweedie objective for zero-heavy counts -> ``units_mean`` (expected units);
 - ``quantiles``: XGBoost's multi-quantile objective (alpha 0.1/0.5/0.9) -> p10/p50/p90,
-  repaired to be monotone (sorted per row) and non-negative. Optionally
-  (``count_quantile_max_rate``), rows with a lower expected rate take the whole-unit
-  quantiles of :func:`count_quantiles` around the mean booster's rate instead.
+  repaired to be monotone (sorted per row) and non-negative. Rows whose expected rate is below
+  ``count_quantile_max_rate`` (slow products, where the booster's continuous p90 sits a
+  fraction of a unit under every sale) take the whole-unit quantiles of
+  :func:`count_quantiles` around the mean booster's rate instead.
 
 Why these features (what a planner knows):
 - level and trend: lags, 7/28/91/182-day means, the 28-day mean *without its largest day* and
@@ -121,8 +122,10 @@ class ForecastParams:
     max_bin: int = 256
     closed_weekday_min_days: int = 4
     # below this expected daily rate the quantiles are those of whole-unit counts around the
-    # mean booster's rate (:func:`count_quantiles`); 0 keeps the quantile booster's everywhere
-    count_quantile_max_rate: float = 0.0
+    # mean booster's rate (:func:`count_quantiles`); 0 keeps the quantile booster's everywhere.
+    # On the marketplace profile 0.5 lowered pinball 1.4 % and brought every tier's share
+    # above p90 under 0.12; 1 and 3 helped less
+    count_quantile_max_rate: float = 0.5
 
     def booster_params(self) -> dict:
         return {
