@@ -18,15 +18,10 @@
 -- its largest day, the largest single order), how many customers and orders carry the demand,
 -- and the level of the product's family (stock-code stem: colour/size variants share it).
 --
--- Last year's same weeks: for the target window (the 28 days after the row's day) the mean of
--- the 28 days 364 days earlier (same weekdays) and of the 28 days before those, and their
--- ratio (last year's ramp into the window), at product and category level. NULL until the
--- history reaches back 392 days, so a shop with one year of history has none of them.
---
 -- Incremental by business date, like fct_product_daily_demand: the pre-hook deletes the rows
 -- that may be stale, and this query recomputes the days after the last remaining row. Every
--- window reaches at most 391 rows (days: the demand spine is dense) back, so the days from
--- 391 before the first recomputed one are read; the three features that look back without
+-- window reaches at most 181 rows (days: the demand spine is dense) back, so the days from
+-- 181 before the first recomputed one are read; the three features that look back without
 -- bound (product age, last sale date, last price) take what lies before that from
 -- `history_before`. A full refresh computes every day; both give the same rows.
 
@@ -47,7 +42,7 @@ computed_from as (
 
 read_from as (
 
-    select cast(start_date - interval 391 day as date) as start_date from computed_from
+    select cast(start_date - interval 181 day as date) as start_date from computed_from
 
 ),
 
@@ -165,19 +160,7 @@ category_rolling as (
         avg(category_units_per_product) over (
             partition by category order by demand_date
             rows between 6 preceding and current row
-        ) as category_mean_7,
-        avg(category_units_per_product) over (
-            partition by category order by demand_date
-            rows between 363 preceding and 336 preceding
-        ) as category_ly_next_28,
-        avg(category_units_per_product) over (
-            partition by category order by demand_date
-            rows between 391 preceding and 364 preceding
-        ) as category_ly_prev_28,
-        count(*) over (
-            partition by category order by demand_date
-            rows between 391 preceding and 364 preceding
-        ) as category_ly_prev_days
+        ) as category_mean_7
 
     from category_daily
 
@@ -225,11 +208,7 @@ product_windows as (
             w rows between unbounded preceding and current row
         ) as last_price_read,
         avg(avg_unit_price) over (w rows between 27 preceding and current row) as mean_price_28,
-        avg(avg_unit_price) over (w rows between 90 preceding and current row) as mean_price_91,
-        -- last year: the target window's 28 days (t+1..t+28 less 364) and the 28 before them
-        avg(units_sold) over (w rows between 363 preceding and 336 preceding) as ly_next_28,
-        avg(units_sold) over (w rows between 391 preceding and 364 preceding) as ly_prev_28,
-        count(*) over (w rows between 391 preceding and 364 preceding) as ly_prev_days
+        avg(avg_unit_price) over (w rows between 90 preceding and current row) as mean_price_91
 
     from demand_with_category
     window w as (partition by product_id order by demand_date)
@@ -308,22 +287,6 @@ select
     count(*) over (
         partition by product_features.product_family, product_features.demand_date
     ) as family_products,
-    -- last year's same weeks; NULL while the product's history does not reach back
-    case
-        when product_features.ly_prev_days = 28 then product_features.ly_next_28
-    end as ly_mean_28_next,
-    case
-        when product_features.ly_prev_days = 28 then product_features.ly_prev_28
-    end as ly_mean_28_prev,
-    case
-        when product_features.ly_prev_days = 28 and product_features.ly_prev_28 > 0
-            then product_features.ly_next_28 / product_features.ly_prev_28
-    end as ly_ramp_28,
-    case
-        when category_rolling.category_ly_prev_days = 28
-            and category_rolling.category_ly_prev_28 > 0
-            then category_rolling.category_ly_next_28 / category_rolling.category_ly_prev_28
-    end as category_ly_ramp_28,
     -- the ingest batch the day's lines came from (the watermark of delete_stale_as_of_rows)
     product_features.source_batch_id
 
