@@ -11,8 +11,10 @@ from ml.forecast.model import (
     ORIGIN_FEATURES,
     DemandForecaster,
     ForecastParams,
+    add_intermittency_features,
     build_training_frame,
     closed_weekdays,
+    count_quantiles,
 )
 from shopflow.jobs import inputs as inputs_module
 from shopflow.jobs.inputs import read_forecast_inputs
@@ -204,3 +206,36 @@ def test_closed_weekdays_are_learned_saved_and_forecast_as_zero(feat, model, tmp
     # a model saved before the calendar existed loads with no closed weekday
     (tmp_path / "m" / "calendar.json").unlink()
     assert DemandForecaster.load(tmp_path / "m").closed_weekdays == ()
+
+
+def test_intermittency_features_describe_how_often_and_how_much_a_product_sells():
+    origin = pd.DataFrame(
+        {
+            # a year-old product: 13 sale days of 2 units in 91 days, 7 of them in the last 28
+            # a product 10 days old: 5 sale days, 10 units; a product that sold nothing
+            "product_age_days": [365, 9, 200],
+            "sale_days_28": [7, 5, 0],
+            "sale_days_91": [13, 5, 0],
+            "mean_91": [26 / 91, 1.0, 0.0],
+        }
+    )
+    derived = add_intermittency_features(origin)
+    np.testing.assert_allclose(derived["sale_rate_28"], [0.25, 0.5, 0.0])
+    np.testing.assert_allclose(derived["sale_rate_91"], [1 / 7, 0.5, 0.0])
+    np.testing.assert_allclose(derived["size_when_sold_91"], [2.0, 2.0, np.nan])
+    np.testing.assert_allclose(derived["sale_interval_91"], [7.0, 2.0, np.nan])
+    np.testing.assert_allclose(derived["smoothed_rate"], [0.5 * (0.25 + 1 / 7) * 2.0, 1.0, 0.0])
+    assert "sale_rate_28" not in origin.columns  # the caller's frame is left as it was
+
+
+def test_count_quantiles_are_whole_units_and_widen_with_the_size_of_a_sale():
+    rate = np.array([0.05, 0.3, 2.0, 2.0])
+    size = np.array([1.0, 1.0, 1.0, 10.0])
+    quantiles = count_quantiles(rate, size)
+    assert (quantiles == np.round(quantiles)).all()
+    assert (np.diff(quantiles, axis=1) >= 0).all()
+    # one unit per sale day: the Poisson's quantiles
+    np.testing.assert_array_equal(quantiles[:3], [[0, 0, 0], [0, 0, 1], [0, 2, 4]])
+    # the same rate in sales of ten units: more days with none, a wider upper tail
+    assert quantiles[3, 1] < quantiles[2, 1]
+    assert quantiles[3, 2] > quantiles[2, 2]
