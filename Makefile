@@ -16,7 +16,7 @@ help:
 	@echo "make down         stop the local Airflow"
 	@echo "make test         lint + the test suite (no real data needed)"
 	@echo "make test-realdata  tests on ../shared/data (CI)"
-	@echo "make test-profiles  backtest tables per generated shop profile (CI; writes bench/results/profiles.md)"
+	@echo "make test-profiles  backtest tables per generated shop profile (CI; prints them, keeps bench/.work/profiles.md)"
 	@echo "make test-faults    kill -9, full disk, held files, concurrent runs (CI)"
 	@echo "make test-browser   the on-call path in the Airflow UI, in headless Chromium (installs it)"
 	@echo "make test-celery    the CeleryExecutor deployment end to end (installs Postgres + Redis)"
