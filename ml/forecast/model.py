@@ -54,6 +54,15 @@ The learned weekdays are saved as ``calendar.json`` next to the boosters and app
 Labels are winsorised per row at ``label_cap_factor`` x the product's recent ceiling
 (max(largest day in 28, 7 x the 91-day mean, 1)), known at the origin: the model learns regular
 demand, a one-off order in the target window does not teach it to expect one every week.
+The cap clips about 2 % of the training units; on the two-year shop's autumn it costs some
+bias (without it -0.16 -> -0.13 under the row cap) but weekly WAPE was worse (0.439 -> 0.442),
+so it stays.
+
+The point forecast is the mean booster's ``units_mean``. On the real year's development
+windows (origins 2010-08-19 and 2010-09-16), where it under-forecasts (bias -0.41), a point
+forecast moved towards p50 or shrunk (weekly WAPE 0.7303 -> 0.7299 a quarter of the way to
+p50, 0.7471 half way; 0.7295 at 0.95 x the mean) gains at most 0.1 % for a bias further
+from zero, and narrower p90s raise pinball (x0.9: 0.3718 -> 0.3745), so none is applied.
 
 Training is deterministic: fixed seed, fixed thread count, rows in a fixed order.
 """
