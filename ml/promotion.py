@@ -30,7 +30,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
-from ml.forecast.model import FEATURES as FORECAST_FEATURES
+from ml.forecast.model import FEATURE_SETS as FORECAST_FEATURE_SETS
 from ml.forecast.model import MODEL_NAME as FORECAST_MODEL
 from ml.forecast.model import ForecastParams
 from ml.recommend.ranker import FEATURES as RANKER_FEATURES
@@ -57,7 +57,12 @@ SECONDARY = {
     RANKER_MODEL: {"recall_at_10:all": (lambda v: -v, 0.02)},
 }
 PARAMS = {FORECAST_MODEL: ForecastParams, RANKER_MODEL: RankerParams}
-FEATURES = {FORECAST_MODEL: FORECAST_FEATURES, RANKER_MODEL: RANKER_FEATURES}
+# the feature schemas this code can score, per model: a forecaster is saved with the one-year
+# list or with the season's (ml.forecast.model.learns_the_season)
+SCHEMAS = {
+    FORECAST_MODEL: [list(f) for f in FORECAST_FEATURE_SETS],
+    RANKER_MODEL: [list(RANKER_FEATURES)],
+}
 
 
 @dataclass(frozen=True)
@@ -94,7 +99,7 @@ def incompatibility(model_name: str, version) -> str | None:
     """Why ``version`` cannot score with this code (its feature schema differs), or None."""
     if baseline_of(version) is not None:
         return None  # a baseline reads no feature schema of its own
-    if list(version.feature_schema) == list(FEATURES[model_name]):
+    if list(version.feature_schema) in SCHEMAS[model_name]:
         return None
     return (
         f"{model_name} {version.version} was trained on a different feature schema than this "

@@ -18,7 +18,6 @@ import pandas as pd
 
 from ml.features import ForecastInputs, RecommendInputs, frame_fingerprint
 from ml.forecast import backtest as forecast_backtest
-from ml.forecast.model import FEATURES as FORECAST_FEATURES
 from ml.forecast.model import MODEL_NAME as FORECAST_MODEL
 from ml.forecast.model import DemandForecaster, ForecastParams, build_training_frame
 from ml.recommend import backtest as recommend_backtest
@@ -109,7 +108,7 @@ def train_forecaster(
         model,
         run_date,
         params=params.__dict__,
-        feature_schema=FORECAST_FEATURES,
+        feature_schema=list(model.features),
         metrics={
             "holdout_origin": first_origin.isoformat(),
             "backtest_origins": [o.isoformat() for o in backtest.origins],

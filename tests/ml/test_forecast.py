@@ -8,6 +8,8 @@ import pandas as pd
 import pytest
 
 from ml.forecast.model import (
+    FEATURES,
+    ONE_YEAR_FEATURES,
     ORIGIN_FEATURES,
     DemandForecaster,
     ForecastParams,
@@ -15,6 +17,8 @@ from ml.forecast.model import (
     build_training_frame,
     closed_weekdays,
     count_quantiles,
+    learns_the_season,
+    training_origins,
 )
 from shopflow.jobs import inputs as inputs_module
 from shopflow.jobs.inputs import read_forecast_inputs
@@ -159,6 +163,51 @@ def test_saved_model_loads_and_predicts_the_same(feat, model, tmp_path):
     model.save(tmp_path / "m")
     loaded = DemandForecaster.load(tmp_path / "m")
     pd.testing.assert_frame_equal(model.forecast(frame, run_date), loaded.forecast(frame, run_date))
+
+
+def test_one_year_model_is_trained_without_the_season_features(feat, model):
+    frame, run_date = feat
+    assert not learns_the_season(build_training_frame(frame, run_date, PARAMS))
+    assert list(model.features) == ONE_YEAR_FEATURES
+    assert model.mean_booster.feature_names == ONE_YEAR_FEATURES
+
+
+def test_model_on_more_than_a_year_learns_the_season_and_round_trips(feat, tmp_path):
+    frame, run_date = feat
+    training = build_training_frame(frame, run_date, PARAMS)
+    # the oldest origin moved a year back: the labels now span more than a year
+    oldest = training["demand_date"] == training["demand_date"].min()
+    training.loc[oldest, "demand_date"] = pd.to_datetime(
+        training.loc[oldest, "demand_date"]
+    ) - pd.Timedelta(days=400)
+    assert learns_the_season(training)
+    seasonal = DemandForecaster.train(training, PARAMS)
+    assert list(seasonal.features) == FEATURES
+    assert "target_day_of_year" in seasonal.mean_booster.get_score(importance_type="weight")
+    seasonal.save(tmp_path / "m")
+    loaded = DemandForecaster.load(tmp_path / "m")
+    assert loaded.features == seasonal.features
+    pd.testing.assert_frame_equal(
+        seasonal.forecast(frame, run_date), loaded.forecast(frame, run_date)
+    )
+
+
+def test_training_origins_take_last_years_same_weeks_in_turn_with_the_newest():
+    params = ForecastParams()
+    cutoff = dt.date(2026, 10, 1)
+    last_origin = cutoff - dt.timedelta(days=params.horizon_days)
+    one_year = training_origins(dt.date(2025, 12, 1), cutoff, params)
+    assert one_year[0] == last_origin
+    assert one_year == sorted(one_year, reverse=True)
+    two_years = training_origins(dt.date(2025, 1, 1), cutoff, params)
+    assert two_years[0] == last_origin
+    newest_first = sorted(two_years, reverse=True)
+    assert len(set(two_years)) == len(two_years)
+    # the same origins, but a year-earlier one comes within the first few
+    year_ago = cutoff - dt.timedelta(days=364)
+    assert any(abs((origin - year_ago).days) <= 7 for origin in two_years[:3])
+    assert not any(abs((origin - year_ago).days) <= 7 for origin in newest_first[:3])
+    assert set(two_years) == set(newest_first)
 
 
 def _labelled(weekdays: list[int], units: list[float], days: list[str]) -> pd.DataFrame:

@@ -276,6 +276,22 @@ def test_a_champion_of_an_older_feature_schema_is_replaced_by_the_nightly(built_
     assert nightly.ensure_champion(settings, FORECAST, run_date)["trained"] is False
 
 
+def test_a_forecaster_of_either_feature_list_can_score():
+    """A forecaster is saved with the one-year features or with the season's: both are
+    schemas this code scores, so an upgrade that added the season keeps a one-year champion
+    serving; any other list is refused."""
+    from types import SimpleNamespace
+
+    from ml.forecast.model import FEATURES, ONE_YEAR_FEATURES
+
+    def version(schema):
+        return SimpleNamespace(version="v1", params={}, feature_schema=list(schema))
+
+    assert incompatibility(FORECAST, version(ONE_YEAR_FEATURES)) is None
+    assert incompatibility(FORECAST, version(FEATURES)) is None
+    assert incompatibility(FORECAST, version(ONE_YEAR_FEATURES[:-1])) is not None
+
+
 def test_a_retrain_whose_challenger_loses_promotes_the_best_baseline(settings):
     """promote_or_keep on recorded retrain state (no training): the challenger loses to a
     baseline and there is no champion, so the best baseline is registered and serves."""
