@@ -127,12 +127,34 @@ class Browser:
         )
 
     def log_text(self) -> str:
-        """The text of the log viewer (a virtualized list: the window is tall enough for the
-        lines a Shopflow failure logs)."""
-        return self.driver.execute_script(
+        """The whole text of the log viewer. It is a virtualized list: only the rows near the
+        visible window are in the page (how many depends on how long the log is), so the
+        viewer is scrolled from top to bottom, half a window at a time, and each row's text
+        is kept once by its ``data-index``, one line per row; the viewer is left at the bottom,
+        as it opens."""
+        read = (
             "const el = document.querySelector('[data-testid=virtual-scroll-container]');"
-            "return el ? el.textContent : '';"
+            "if (!el) return null;"
+            "if (arguments[0] !== null) el.scrollTop = arguments[0];"
+            "return [el.scrollTop, el.scrollHeight, el.clientHeight,"
+            " [...el.querySelectorAll('[data-testid^=virtualized-item]')]"
+            "   .map(r => [Number(r.getAttribute('data-index')), r.textContent])];"
         )
+        state = self.driver.execute_script(read, 0)
+        if state is None:
+            return ""
+        rows: dict[int, str] = {}
+        top = 0
+        while True:
+            time.sleep(0.05)  # the list renders the rows of the new position asynchronously
+            _, height, window, items = self.driver.execute_script(read, None)
+            rows.update({int(index): text for index, text in items})
+            if top + window >= height:
+                break
+            top += max(window // 2, 1)
+            self.driver.execute_script(read, top)
+        self.driver.execute_script(read, height)
+        return "\n".join(rows[index] for index in sorted(rows))
 
     def follow_log_link(self, href_part: str) -> str:
         """Click the link in the task log whose address contains ``href_part`` (the log viewer
