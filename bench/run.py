@@ -47,14 +47,22 @@ ALTERNATIVE_MEMORY_CAP_GB = 16.0
 
 
 def run_stage(
-    stage: str, size: str, home: Path, day: dt.date, *, memory_cap_gb: float | None = None
+    stage: str,
+    size: str,
+    home: Path,
+    day: dt.date,
+    *,
+    memory_cap_gb: float | None = None,
+    checkout: Path | None = None,
+    python: Path | None = None,
 ) -> dict:
     """Run one stage in its own process. With ``memory_cap_gb`` the stage is one of the
     alternatives the platform is compared with: it runs under that memory cap (so it fails
     with MemoryError instead of taking the machine down) and a failure is reported, not
-    raised."""
+    raised. ``checkout`` and ``python`` run another checkout's code with its interpreter
+    (default: this one's)."""
     command = [
-        sys.executable,
+        str(python or sys.executable),
         "-m",
         "bench.stage",
         stage,
@@ -68,7 +76,8 @@ def run_stage(
     if memory_cap_gb:
         command += ["--memory-cap-gb", str(memory_cap_gb)]
     started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT.parent, check=False)
+    cwd = checkout or ROOT.parent
+    done = subprocess.run(command, capture_output=True, text=True, cwd=cwd, check=False)
     if done.returncode != 0 and memory_cap_gb:
         reason = (done.stderr.strip().splitlines() or ["killed"])[-1][:200]
         print(f"  {stage:<16} did not complete: {reason}", flush=True)
@@ -81,7 +90,7 @@ def run_stage(
             "detail": {},
         }
     if done.returncode != 0:
-        raise RuntimeError(f"stage {stage} failed:\n{done.stderr[-4000:]}")
+        raise RuntimeError(f"{cwd}: stage {stage} failed:\n{done.stderr[-4000:]}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
     print(
         f"  {stage:<16} {result['seconds']:>9.2f} s  {result['peak_rss_mb']:>8.0f} MB", flush=True

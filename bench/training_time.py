@@ -21,7 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.run import machine
+from bench.run import machine, run_stage
 from bench.sizes import SIZES
 
 ROOT = Path(__file__).resolve().parent
@@ -51,21 +51,12 @@ def run_stages(checkout: Path, python: Path, size: str, home: Path) -> dict[str,
     end = SIZES[size].end
     history = end - dt.timedelta(days=2)
     results = {}
+    print(f"{checkout.name}:", flush=True)
     for stage in STAGES:
         day = end if stage == "generate" else history
-        command = [str(python), "-m", "bench.stage", stage, "--size", size]
-        command += ["--home", str(home), "--date", day.isoformat()]
-        done = subprocess.run(command, capture_output=True, text=True, cwd=checkout, check=False)
-        if done.returncode != 0:
-            raise RuntimeError(f"{checkout}: stage {stage} failed:\n{done.stderr[-4000:]}")
-        result = json.loads(done.stdout.strip().splitlines()[-1])
+        result = run_stage(stage, size, home, day, checkout=checkout, python=python)
         result["load_after"] = round(os.getloadavg()[0], 1)
         results[stage] = result
-        print(
-            f"  {checkout.name:<20} {stage:<16} {result['seconds']:>9.2f} s "
-            f"{result['peak_rss_mb']:>8.0f} MB  load {result['load_after']}",
-            flush=True,
-        )
     return results
 
 

@@ -41,10 +41,10 @@ Why these features (what a planner knows):
   went from -0.19 to -0.07, weekly WAPE 0.445 -> 0.440, pinball 0.283 -> 0.281; with a row
   cap keeping about 15 origins, -0.19 -> -0.16, WAPE 0.448 -> 0.439; with one keeping 4 (as
   ``max_training_rows`` does for the 5,000 products of bench size M), -0.25 -> -0.21, WAPE
-  0.478 -> 0.454. Last
-  year's same weeks as product features (the 28 days 364 days before the target window and
-  the ramp into them) were tried before: no gain on the autumn weeks (bias -0.14 -> -0.17)
-  for twice the dbt cost of feat_product_daily, so they are not features.
+  0.478 -> 0.454. Last year's same weeks as product features (the 28 days 364 days before
+  the target window and the ramp into them) were tried before: no gain on the autumn weeks
+  (bias -0.14 -> -0.17) for twice the dbt cost of feat_product_daily, so they are not
+  features.
 
 Days the shop is closed: a weekday with no unit sold on any of its (at least
 ``closed_weekday_min_days``) target days in the training labels is learned as closed, and every
@@ -453,7 +453,7 @@ class DemandForecaster:
             if names not in FEATURE_SETS or names != features:
                 raise ValueError(
                     f"model in {folder} expects features {booster.feature_names}, "
-                    f"this code provides {FEATURES}"
+                    f"this code provides {ONE_YEAR_FEATURES} or, with the season, {FEATURES}"
                 )
         # models saved before the calendar existed know no closed weekday
         calendar_path = folder / "calendar.json"
